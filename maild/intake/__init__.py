@@ -1,0 +1,1 @@
+"""maild/intake package."""

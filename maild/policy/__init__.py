@@ -1,0 +1,1 @@
+"""maild/policy package."""

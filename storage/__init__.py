@@ -1,0 +1,1 @@
+"""Persistence: peewee models, migrations, raw and attachment stores."""
