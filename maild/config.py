@@ -1,0 +1,876 @@
+"""settings.toml -> validated, frozen settings objects.
+
+Every table of SPEC §8 is read here and nowhere else. Validation collects *all*
+problems before failing, and each message names the offending key the way an
+admin would find it in the file (``departments[1].addresses[0]: ...``).
+Secrets are never read from the TOML itself: ``*_file`` / ``*_env`` keys point
+at them, and relative paths are resolved against the settings file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_CONFIG_NAME = "settings.toml"
+CONFIG_ENV = "MAILD_CONFIG"
+
+LANGUAGES = ("pt_BR", "en")
+SECURITY_MODES = ("tls", "starttls", "none")
+FOLLOWUP_POLICIES = ("reject", "reopen", "new_ticket")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+AGENT_AUTH_MODES = ("from", "authentication-results")
+
+# Free-mail providers: sharing one of these domains says nothing about being a colleague.
+FREE_MAIL_DOMAINS = frozenset(
+    {
+        "gmail.com",
+        "googlemail.com",
+        "hotmail.com",
+        "hotmail.com.br",
+        "outlook.com",
+        "outlook.com.br",
+        "live.com",
+        "msn.com",
+        "yahoo.com",
+        "yahoo.com.br",
+        "ymail.com",
+        "icloud.com",
+        "me.com",
+        "mac.com",
+        "aol.com",
+        "proton.me",
+        "protonmail.com",
+        "gmx.com",
+        "gmx.net",
+        "uol.com.br",
+        "bol.com.br",
+        "terra.com.br",
+        "ig.com.br",
+        "globo.com",
+        "globomail.com",
+        "r7.com",
+        "zipmail.com.br",
+    }
+)
+
+_EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
+_KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_HHMM_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+_DURATION_RE = re.compile(r"^(\d+d)?(\d+h)?(\d+m)?$")
+
+
+def is_free_mail(domain: str) -> bool:
+    """True for public free-mail domains (``yahoo.com.*`` included)."""
+    domain = domain.lower()
+    return domain in FREE_MAIL_DOMAINS or domain.startswith("yahoo.")
+
+
+def is_email(value: str) -> bool:
+    return bool(_EMAIL_RE.match(value))
+
+
+class ConfigError(Exception):
+    """settings.toml is unusable; ``errors`` holds one message per problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("\n".join(errors))
+        self.errors = errors
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    instance: str = "maild"
+    base_url: str = "http://127.0.0.1:8080"
+    data_dir: Path = Path("var")
+    language: str = "pt_BR"
+    timezone: str = "America/Sao_Paulo"
+    templates_dir: Path | None = None
+    domain: str = ""  # Message-ID domain; derived from the first department address when ""
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    url: str = ""
+
+
+@dataclass(frozen=True)
+class ImapSource:
+    name: str
+    host: str
+    username: str
+    password: str = field(repr=False, default="")
+    port: int = 993
+    security: str = "tls"
+    folder: str = "INBOX"
+    processed_folder: str | None = None
+    failed_folder: str | None = None
+    idle: bool = True
+    poll_seconds: int = 60
+
+
+@dataclass(frozen=True)
+class ListenerSettings:
+    enabled: bool = True
+    protocol: str = "lmtp"
+    host: str = "127.0.0.1"
+    port: int = 8025
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int = 587
+    security: str = "starttls"
+    username: str | None = None
+    password: str | None = field(repr=False, default=None)
+    timeout_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True)
+class TicketSettings:
+    token_prefix: str = ""
+    number_digits: int = 6
+
+
+@dataclass(frozen=True)
+class Department:
+    key: str
+    name: str
+    addresses: tuple[str, ...]
+    followup_on_resolved: str = "reject"
+    default: bool = False
+
+
+@dataclass(frozen=True)
+class Agent:
+    email: str
+    name: str
+    departments: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AttachmentSettings:
+    allowed_extensions: tuple[str, ...] = ("jpg", "jpeg", "gif", "png", "pdf")
+    max_bytes: int = 10 * 1024 * 1024
+    max_message_bytes: int = 25 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    max_messages_per_sender_per_hour: int = 20
+    max_auto_replies_per_recipient_per_hour: int = 10
+
+
+@dataclass(frozen=True)
+class AccessSettings:
+    allow_same_domain: bool = True
+
+
+@dataclass(frozen=True)
+class AgentsAuthSettings:
+    require: str = "from"
+    trusted_authserv_id: str = ""
+
+
+@dataclass(frozen=True)
+class BusinessHoursSettings:
+    days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri")
+    open: str = "08:30"
+    close: str = "17:30"
+    holidays: str = "BR"
+
+
+@dataclass(frozen=True)
+class SlaSettings:
+    first_response: str = "4h"
+    resolution: str = "6d"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The whole validated configuration. Tests build this directly."""
+
+    daemon: DaemonSettings = field(default_factory=DaemonSettings)
+    database: DatabaseSettings = field(default_factory=DatabaseSettings)
+    imap: tuple[ImapSource, ...] = ()
+    listener: ListenerSettings = field(default_factory=ListenerSettings)
+    smtp: SmtpSettings | None = None
+    web: WebSettings = field(default_factory=WebSettings)
+    tickets: TicketSettings = field(default_factory=TicketSettings)
+    departments: tuple[Department, ...] = ()
+    agents: tuple[Agent, ...] = ()
+    attachments: AttachmentSettings = field(default_factory=AttachmentSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+    access: AccessSettings = field(default_factory=AccessSettings)
+    agents_auth: AgentsAuthSettings = field(default_factory=AgentsAuthSettings)
+    business_hours: BusinessHoursSettings = field(default_factory=BusinessHoursSettings)
+    sla: SlaSettings = field(default_factory=SlaSettings)
+    source_path: Path | None = None
+
+    # ---- derived lookups -------------------------------------------------
+    @property
+    def database_url(self) -> str:
+        return self.database.url or f"sqlite:///{self.daemon.data_dir / 'maild.sqlite3'}"
+
+    @property
+    def message_id_domain(self) -> str:
+        if self.daemon.domain:
+            return self.daemon.domain
+        for dept in self.departments:
+            for address in dept.addresses:
+                return address.rsplit("@", 1)[1]
+        return "maild.invalid"
+
+    def department(self, key: str) -> Department | None:
+        return next((d for d in self.departments if d.key == key), None)
+
+    @property
+    def default_department(self) -> Department:
+        for dept in self.departments:
+            if dept.default:
+                return dept
+        return self.departments[0]
+
+    def department_for_address(self, address: str) -> Department | None:
+        address = address.lower()
+        for dept in self.departments:
+            if address in dept.addresses:
+                return dept
+        return None
+
+    @property
+    def own_addresses(self) -> frozenset[str]:
+        return frozenset(a for d in self.departments for a in d.addresses)
+
+    def agent(self, address: str) -> Agent | None:
+        address = address.lower()
+        return next((a for a in self.agents if a.email == address), None)
+
+    def agents_of(self, department_key: str) -> tuple[Agent, ...]:
+        return tuple(a for a in self.agents if department_key in a.departments)
+
+
+# ---------------------------------------------------------------------------
+# Loading and validation
+# ---------------------------------------------------------------------------
+
+
+def config_path(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """--config, else $MAILD_CONFIG, else ./settings.toml."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV)
+    return Path(env) if env else Path(DEFAULT_CONFIG_NAME)
+
+
+def load_settings(path: str | os.PathLike[str], env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate a settings file; raise ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot read: {exc}"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    return parse_settings(data, base_dir=path.resolve().parent, env=env, source_path=path)
+
+
+class _Reader:
+    """Walks a TOML document, collecting errors instead of raising on the first."""
+
+    def __init__(self, base_dir: Path, env: Mapping[str, str]) -> None:
+        self.errors: list[str] = []
+        self.base_dir = base_dir
+        self.env = env
+
+    def error(self, key: str, message: str) -> None:
+        self.errors.append(f"{key}: {message}")
+
+    def table(self, data: Mapping[str, Any], name: str) -> dict[str, Any]:
+        value = data.get(name, {})
+        if not isinstance(value, dict):
+            self.error(name, f"must be a table ([{name}]), got {_type_name(value)}")
+            return {}
+        return value
+
+    def array_of_tables(self, data: Mapping[str, Any], name: str) -> list[dict[str, Any]]:
+        value = data.get(name, [])
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.error(name, f"must be an array of tables ([[{name}]])")
+            return []
+        return value
+
+    def unknown(self, table: Mapping[str, Any], prefix: str, known: set[str]) -> None:
+        for key in table:
+            if key not in known:
+                hint = _closest(key, known)
+                suffix = f" (did you mean '{hint}'?)" if hint else ""
+                self.error(_join(prefix, key), f"unknown key{suffix}")
+
+    def get(
+        self,
+        table: Mapping[str, Any],
+        prefix: str,
+        key: str,
+        kind: type | tuple[type, ...],
+        default: Any,
+        check: Callable[[Any], str | None] | None = None,
+    ) -> Any:
+        if key not in table:
+            return default
+        value = table[key]
+        # TOML booleans are ints in Python; keep them apart.
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(value, bool) and bool not in kinds:
+            ok = False
+        else:
+            ok = isinstance(value, kinds)
+        if not ok:
+            expected = " or ".join(_type_label(k) for k in kinds)
+            self.error(_join(prefix, key), f"must be {expected}, got {_type_name(value)}")
+            return default
+        if check is not None:
+            problem = check(value)
+            if problem:
+                self.error(_join(prefix, key), problem)
+                return default
+        return value
+
+    def required(
+        self,
+        table: Mapping[str, Any],
+        prefix: str,
+        key: str,
+        kind: type | tuple[type, ...],
+        check: Callable[[Any], str | None] | None = None,
+    ) -> Any:
+        if key not in table:
+            self.error(_join(prefix, key), "is required")
+            return None
+        return self.get(table, prefix, key, kind, None, check)
+
+    def path(self, value: str | None) -> Path | None:
+        if value is None:
+            return None
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else self.base_dir / p
+
+    def secret(self, table: Mapping[str, Any], prefix: str, stem: str) -> str | None:
+        """Read ``<stem>_file`` or ``<stem>_env``; never ``<stem>`` itself."""
+        if stem in table:
+            self.error(
+                _join(prefix, stem),
+                f"secrets are not kept in settings.toml; use {stem}_file or {stem}_env",
+            )
+        file_key, env_key = f"{stem}_file", f"{stem}_env"
+        file_value = self.get(table, prefix, file_key, str, None)
+        env_value = self.get(table, prefix, env_key, str, None)
+        if file_value and env_value:
+            self.error(prefix or stem, f"set {file_key} or {env_key}, not both")
+            return None
+        if file_value:
+            p = self.path(file_value)
+            assert p is not None
+            try:
+                return p.read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                self.error(_join(prefix, file_key), f"cannot read {str(p)!r}: {exc.strerror}")
+                return None
+        if env_value:
+            if env_value not in self.env:
+                self.error(_join(prefix, env_key), f"environment variable {env_value} is not set")
+                return None
+            return self.env[env_value]
+        return None
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+def _type_label(kind: type) -> str:
+    return {
+        str: "a string",
+        int: "an integer",
+        bool: "true or false",
+        list: "a list",
+        dict: "a table",
+        float: "a number",
+    }.get(kind, kind.__name__)
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    return {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        list: "a list",
+        dict: "a table",
+    }.get(type(value), type(value).__name__)
+
+
+def _closest(key: str, known: set[str]) -> str | None:
+    import difflib
+
+    matches = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+    return matches[0] if matches else None
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if value not in choices:
+            return f"{value!r} is not one of: {', '.join(choices)}"
+        return None
+
+    return check
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else f"must be greater than 0, got {value}"
+
+
+def _port(value: Any) -> str | None:
+    return None if 0 < value < 65536 else f"{value} is not a TCP port (1-65535)"
+
+
+def _non_empty(value: Any) -> str | None:
+    return None if value.strip() else "must not be empty"
+
+
+def _base_url(value: Any) -> str | None:
+    if not re.match(r"^https?://[^/\s]+", value):
+        return f"{value!r} is not an http(s) URL"
+    return None
+
+
+def _timezone(value: Any) -> str | None:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        return f"{value!r} is not a known time zone (e.g. America/Sao_Paulo)"
+    return None
+
+
+def _hhmm(value: Any) -> str | None:
+    return None if _HHMM_RE.match(value) else f"{value!r} is not a time of day HH:MM"
+
+
+def _duration(value: Any) -> str | None:
+    if not value or not _DURATION_RE.match(value):
+        return f"{value!r} is not a duration like '4h', '30m', '1h30m' or '6d'"
+    return None
+
+
+def _db_url(value: Any) -> str | None:
+    if not re.match(r"^(sqlite|postgres|postgresql)://", value):
+        return f"{value!r}: use sqlite:///path or postgresql://user@host/db"
+    return None
+
+
+def _str_list(
+    reader: _Reader,
+    table: Mapping[str, Any],
+    prefix: str,
+    key: str,
+    default: tuple[str, ...],
+    item_check: Callable[[str], str | None] | None = None,
+) -> tuple[str, ...]:
+    value = reader.get(table, prefix, key, list, None)
+    if value is None:
+        return default
+    result: list[str] = []
+    for i, item in enumerate(value):
+        item_key = f"{_join(prefix, key)}[{i}]"
+        if not isinstance(item, str):
+            reader.error(item_key, f"must be a string, got {_type_name(item)}")
+            continue
+        problem = item_check(item) if item_check else None
+        if problem:
+            reader.error(item_key, problem)
+            continue
+        result.append(item)
+    return tuple(result)
+
+
+def _email_check(value: str) -> str | None:
+    return None if is_email(value) else f"{value!r} is not an email address"
+
+
+def parse_settings(
+    data: Mapping[str, Any],
+    base_dir: Path,
+    env: Mapping[str, str] | None = None,
+    source_path: Path | None = None,
+) -> Settings:
+    """Validate a parsed TOML document; raise ConfigError with every problem found."""
+    r = _Reader(base_dir, os.environ if env is None else env)
+    top_known = {
+        "daemon",
+        "database",
+        "imap",
+        "listener",
+        "smtp",
+        "web",
+        "tickets",
+        "departments",
+        "agents",
+        "attachments",
+        "limits",
+        "access",
+        "agents_auth",
+        "business_hours",
+        "sla",
+    }
+    r.unknown(data, "", top_known)
+
+    # [daemon]
+    t = r.table(data, "daemon")
+    r.unknown(
+        t,
+        "daemon",
+        {"instance", "base_url", "data_dir", "language", "timezone", "templates_dir", "domain"},
+    )
+    d0 = DaemonSettings()
+    templates_dir = r.get(t, "daemon", "templates_dir", str, None)
+    daemon = DaemonSettings(
+        instance=r.get(t, "daemon", "instance", str, d0.instance, _non_empty),
+        base_url=r.get(t, "daemon", "base_url", str, d0.base_url, _base_url).rstrip("/"),
+        data_dir=r.path(r.get(t, "daemon", "data_dir", str, str(d0.data_dir))) or d0.data_dir,
+        language=r.get(t, "daemon", "language", str, d0.language, _one_of(LANGUAGES)),
+        timezone=r.get(t, "daemon", "timezone", str, d0.timezone, _timezone),
+        templates_dir=r.path(templates_dir),
+        domain=r.get(t, "daemon", "domain", str, ""),
+    )
+    if daemon.templates_dir is not None and not daemon.templates_dir.is_dir():
+        r.error("daemon.templates_dir", f"{str(daemon.templates_dir)!r} is not a directory")
+
+    # [database]
+    t = r.table(data, "database")
+    r.unknown(t, "database", {"url"})
+    url = r.get(t, "database", "url", str, "", _db_url)
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+        rel = url[len("sqlite:///") :]
+        if rel and rel != ":memory:":
+            url = f"sqlite:///{r.path(rel)}"
+    database = DatabaseSettings(url=url)
+
+    # [[imap]]
+    imap: list[ImapSource] = []
+    names: set[str] = set()
+    for i, t in enumerate(r.array_of_tables(data, "imap")):
+        p = f"imap[{i}]"
+        r.unknown(
+            t,
+            p,
+            {
+                "name",
+                "host",
+                "port",
+                "security",
+                "username",
+                "password",
+                "password_file",
+                "password_env",
+                "folder",
+                "processed_folder",
+                "failed_folder",
+                "idle",
+                "poll_seconds",
+            },
+        )
+        name = r.required(t, p, "name", str, _non_empty) or f"imap{i}"
+        if name in names:
+            r.error(f"{p}.name", f"{name!r} is used by another [[imap]] source")
+        names.add(name)
+        security = r.get(t, p, "security", str, "tls", _one_of(SECURITY_MODES))
+        password = r.secret(t, p, "password")
+        if password is None and not any(k in t for k in ("password_file", "password_env")):
+            r.error(f"{p}.password_file", "is required (or password_env)")
+        imap.append(
+            ImapSource(
+                name=name,
+                host=r.required(t, p, "host", str, _non_empty) or "",
+                port=r.get(t, p, "port", int, 993 if security == "tls" else 143, _port),
+                security=security,
+                username=r.required(t, p, "username", str, _non_empty) or "",
+                password=password or "",
+                folder=r.get(t, p, "folder", str, "INBOX", _non_empty),
+                processed_folder=r.get(t, p, "processed_folder", str, None),
+                failed_folder=r.get(t, p, "failed_folder", str, None),
+                idle=r.get(t, p, "idle", bool, True),
+                poll_seconds=r.get(t, p, "poll_seconds", int, 60, _positive),
+            )
+        )
+
+    # [listener]
+    t = r.table(data, "listener")
+    r.unknown(t, "listener", {"enabled", "protocol", "host", "port"})
+    l0 = ListenerSettings()
+    listener = ListenerSettings(
+        enabled=r.get(t, "listener", "enabled", bool, l0.enabled),
+        protocol=r.get(t, "listener", "protocol", str, l0.protocol, _one_of(("lmtp", "smtp"))),
+        host=r.get(t, "listener", "host", str, l0.host, _non_empty),
+        port=r.get(t, "listener", "port", int, l0.port, _port),
+    )
+
+    # [smtp]
+    smtp: SmtpSettings | None = None
+    if "smtp" in data:
+        t = r.table(data, "smtp")
+        r.unknown(
+            t,
+            "smtp",
+            {
+                "host",
+                "port",
+                "security",
+                "username",
+                "password",
+                "password_file",
+                "password_env",
+                "timeout_seconds",
+            },
+        )
+        security = r.get(t, "smtp", "security", str, "starttls", _one_of(SECURITY_MODES))
+        default_port = {"tls": 465, "starttls": 587, "none": 25}.get(security, 587)
+        username = r.get(t, "smtp", "username", str, None)
+        password = r.secret(t, "smtp", "password")
+        if username and password is None and "password_file" not in t:
+            if "password_env" not in t:
+                r.error("smtp.password_file", "is required when smtp.username is set")
+        smtp = SmtpSettings(
+            host=r.required(t, "smtp", "host", str, _non_empty) or "",
+            port=r.get(t, "smtp", "port", int, default_port, _port),
+            security=security,
+            username=username,
+            password=password,
+            timeout_seconds=r.get(t, "smtp", "timeout_seconds", int, 30, _positive),
+        )
+
+    # [web]
+    t = r.table(data, "web")
+    r.unknown(t, "web", {"enabled", "host", "port"})
+    web = WebSettings(
+        enabled=r.get(t, "web", "enabled", bool, True),
+        host=r.get(t, "web", "host", str, "127.0.0.1", _non_empty),
+        port=r.get(t, "web", "port", int, 8080, _port),
+    )
+
+    # [tickets]
+    t = r.table(data, "tickets")
+    r.unknown(t, "tickets", {"token_prefix", "number_digits"})
+
+    def _prefix_check(value: str) -> str | None:
+        if value and not re.match(r"^[A-Za-z][A-Za-z0-9-]{0,19}$", value):
+            return f"{value!r} must be letters, digits or '-' (at most 20), starting with a letter"
+        return None
+
+    def _digits_check(value: int) -> str | None:
+        return None if 4 <= value <= 12 else f"{value} must be between 4 and 12"
+
+    tickets = TicketSettings(
+        token_prefix=r.get(t, "tickets", "token_prefix", str, "", _prefix_check),
+        number_digits=r.get(t, "tickets", "number_digits", int, 6, _digits_check),
+    )
+
+    # [[departments]]
+    departments: list[Department] = []
+    seen_keys: set[str] = set()
+    seen_addresses: dict[str, str] = {}
+    dept_tables = r.array_of_tables(data, "departments")
+    if not dept_tables:
+        r.error("departments", "at least one [[departments]] table is required")
+    for i, t in enumerate(dept_tables):
+        p = f"departments[{i}]"
+        r.unknown(t, p, {"key", "name", "addresses", "followup_on_resolved", "default"})
+
+        def _key_check(value: str) -> str | None:
+            if not _KEY_RE.match(value):
+                return f"{value!r} must be lowercase letters, digits, '-' or '_'"
+            return None
+
+        key = r.required(t, p, "key", str, _key_check) or f"department{i}"
+        if key in seen_keys:
+            r.error(f"{p}.key", f"{key!r} is used by another department")
+        seen_keys.add(key)
+        if "addresses" not in t:
+            r.error(f"{p}.addresses", "is required")
+        addresses = tuple(a.lower() for a in _str_list(r, t, p, "addresses", (), _email_check))
+        if "addresses" in t and isinstance(t["addresses"], list) and not t["addresses"]:
+            r.error(f"{p}.addresses", "must list at least one address")
+        for j, address in enumerate(addresses):
+            if address in seen_addresses:
+                r.error(
+                    f"{p}.addresses[{j}]",
+                    f"{address!r} is already an address of department {seen_addresses[address]!r}",
+                )
+            seen_addresses.setdefault(address, key)
+        departments.append(
+            Department(
+                key=key,
+                name=r.get(t, p, "name", str, key.capitalize(), _non_empty),
+                addresses=addresses,
+                followup_on_resolved=r.get(
+                    t, p, "followup_on_resolved", str, "reject", _one_of(FOLLOWUP_POLICIES)
+                ),
+                default=r.get(t, p, "default", bool, False),
+            )
+        )
+    defaults = [d.key for d in departments if d.default]
+    if len(defaults) > 1:
+        r.error("departments", f"only one department may be default, got {', '.join(defaults)}")
+
+    # [[agents]]
+    agents: list[Agent] = []
+    seen_agents: set[str] = set()
+    for i, t in enumerate(r.array_of_tables(data, "agents")):
+        p = f"agents[{i}]"
+        r.unknown(t, p, {"email", "name", "departments"})
+        email = (r.required(t, p, "email", str, _email_check) or "").lower()
+        if email and email in seen_agents:
+            r.error(f"{p}.email", f"{email!r} is listed twice")
+        if email and email in seen_addresses:
+            r.error(f"{p}.email", f"{email!r} is a department address, not an agent's")
+        seen_agents.add(email)
+        depts = _str_list(r, t, p, "departments", tuple(seen_keys))
+        for j, dep in enumerate(depts):
+            if dep not in seen_keys:
+                known = ", ".join(sorted(seen_keys)) or "none"
+                r.error(f"{p}.departments[{j}]", f"unknown department {dep!r} (known: {known})")
+        agents.append(
+            Agent(
+                email=email,
+                name=r.get(t, p, "name", str, email.split("@")[0], _non_empty),
+                departments=depts,
+            )
+        )
+
+    # [attachments]
+    t = r.table(data, "attachments")
+    r.unknown(t, "attachments", {"allowed_extensions", "max_bytes", "max_message_bytes"})
+    a0 = AttachmentSettings()
+
+    def _ext_check(value: str) -> str | None:
+        if not re.match(r"^[a-z0-9]{1,10}$", value):
+            return f"{value!r} must be a lowercase extension without a dot"
+        return None
+
+    attachments = AttachmentSettings(
+        allowed_extensions=_str_list(
+            r, t, "attachments", "allowed_extensions", a0.allowed_extensions, _ext_check
+        ),
+        max_bytes=r.get(t, "attachments", "max_bytes", int, a0.max_bytes, _positive),
+        max_message_bytes=r.get(
+            t, "attachments", "max_message_bytes", int, a0.max_message_bytes, _positive
+        ),
+    )
+
+    # [limits]
+    t = r.table(data, "limits")
+    r.unknown(
+        t,
+        "limits",
+        {"max_messages_per_sender_per_hour", "max_auto_replies_per_recipient_per_hour"},
+    )
+    limits = LimitSettings(
+        max_messages_per_sender_per_hour=r.get(
+            t, "limits", "max_messages_per_sender_per_hour", int, 20, _positive
+        ),
+        max_auto_replies_per_recipient_per_hour=r.get(
+            t, "limits", "max_auto_replies_per_recipient_per_hour", int, 10, _positive
+        ),
+    )
+
+    # [access]
+    t = r.table(data, "access")
+    r.unknown(t, "access", {"allow_same_domain"})
+    access = AccessSettings(allow_same_domain=r.get(t, "access", "allow_same_domain", bool, True))
+
+    # [agents_auth]
+    t = r.table(data, "agents_auth")
+    r.unknown(t, "agents_auth", {"require", "trusted_authserv_id"})
+    agents_auth = AgentsAuthSettings(
+        require=r.get(t, "agents_auth", "require", str, "from", _one_of(AGENT_AUTH_MODES)),
+        trusted_authserv_id=r.get(t, "agents_auth", "trusted_authserv_id", str, ""),
+    )
+    if agents_auth.require == "authentication-results" and not agents_auth.trusted_authserv_id:
+        r.error(
+            "agents_auth.trusted_authserv_id",
+            "is required when agents_auth.require = 'authentication-results'",
+        )
+
+    # [business_hours]
+    t = r.table(data, "business_hours")
+    r.unknown(t, "business_hours", {"days", "open", "close", "holidays"})
+    b0 = BusinessHoursSettings()
+    business_hours = BusinessHoursSettings(
+        days=_str_list(r, t, "business_hours", "days", b0.days, _one_of(WEEKDAYS)),
+        open=r.get(t, "business_hours", "open", str, b0.open, _hhmm),
+        close=r.get(t, "business_hours", "close", str, b0.close, _hhmm),
+        holidays=r.get(t, "business_hours", "holidays", str, b0.holidays, _holidays_check),
+    )
+    if business_hours.open >= business_hours.close:
+        r.error("business_hours.close", "must be later than business_hours.open")
+
+    # [sla]
+    t = r.table(data, "sla")
+    r.unknown(t, "sla", {"first_response", "resolution"})
+    sla = SlaSettings(
+        first_response=r.get(t, "sla", "first_response", str, "4h", _duration),
+        resolution=r.get(t, "sla", "resolution", str, "6d", _duration),
+    )
+
+    if r.errors:
+        raise ConfigError(r.errors)
+    return Settings(
+        daemon=daemon,
+        database=database,
+        imap=tuple(imap),
+        listener=listener,
+        smtp=smtp,
+        web=web,
+        tickets=tickets,
+        departments=tuple(departments),
+        agents=tuple(agents),
+        attachments=attachments,
+        limits=limits,
+        access=access,
+        agents_auth=agents_auth,
+        business_hours=business_hours,
+        sla=sla,
+        source_path=source_path,
+    )
+
+
+def _holidays_check(value: str) -> str | None:
+    if not value:
+        return None
+    import holidays
+
+    country, _, subdiv = value.partition("-")
+    supported = holidays.list_supported_countries()
+    if country not in supported:
+        return f"{value!r} is not a country code known to the holidays package (e.g. 'BR')"
+    if subdiv and subdiv not in supported[country]:
+        return f"{value!r}: {subdiv!r} is not a subdivision of {country}"
+    return None
