@@ -1,0 +1,69 @@
+"""Open a peewee database from a URL and bind maild's models to it.
+
+SQLite gets WAL mode, a busy timeout and foreign keys; PostgreSQL URLs
+(``postgresql://user@host:port/db``) use psycopg2. There is no module-level
+database: the composition root calls ``open_database`` and passes it on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlparse
+
+import peewee
+
+from storage.models import MODELS
+
+SQLITE_PRAGMAS = (
+    ("journal_mode", "wal"),
+    ("busy_timeout", 10000),
+    ("foreign_keys", 1),
+    ("synchronous", "normal"),
+)
+
+
+class DatabaseURLError(ValueError):
+    """The database URL cannot be understood."""
+
+
+def make_database(url: str) -> peewee.Database:
+    """Build (but do not connect) a peewee database for ``url``."""
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :]
+        if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
+    parsed = urlparse(url)
+    if parsed.scheme in ("postgres", "postgresql"):
+        name = parsed.path.lstrip("/")
+        if not name:
+            raise DatabaseURLError(f"{url!r}: no database name")
+        kwargs: dict[str, object] = {}
+        if parsed.hostname:
+            kwargs["host"] = parsed.hostname
+        if parsed.port:
+            kwargs["port"] = parsed.port
+        if parsed.username:
+            kwargs["user"] = unquote(parsed.username)
+        if parsed.password:
+            kwargs["password"] = unquote(parsed.password)
+        for key, values in parse_qs(parsed.query).items():
+            kwargs[key] = values[-1]
+        return peewee.PostgresqlDatabase(name, autorollback=False, **kwargs)
+    raise DatabaseURLError(f"{url!r}: use sqlite:///path or postgresql://user@host/db")
+
+
+def open_database(url: str, *, migrate: bool = False) -> peewee.Database:
+    """Connect, bind every model, and optionally bring the schema up to date."""
+    db = make_database(url)
+    db.bind(MODELS, bind_refs=False, bind_backrefs=False)
+    db.connect(reuse_if_open=True)
+    if migrate:
+        from storage.migrations import migrate as run_migrations
+
+        run_migrations(db)
+    return db
+
+
+def is_postgres(db: peewee.Database) -> bool:
+    return isinstance(db, peewee.PostgresqlDatabase)

@@ -1,0 +1,44 @@
+"""Schema creation and upgrades, with the version recorded in the database.
+
+``MIGRATIONS`` is an ordered list; entry N brings the schema from version N to
+N+1. ``migrate`` applies the missing ones inside a transaction each, so a second
+run is a no-op and a later release only appends to the list.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import peewee as pw
+
+from storage.models import MODELS, SchemaVersion
+
+
+def _v1_initial(db: pw.Database) -> None:
+    db.create_tables([m for m in MODELS if m is not SchemaVersion], safe=True)
+
+
+MIGRATIONS: list[Callable[[pw.Database], None]] = [_v1_initial]
+LATEST = len(MIGRATIONS)
+
+
+def current_version(db: pw.Database) -> int:
+    if not db.table_exists(SchemaVersion._meta.table_name):
+        return 0
+    row = SchemaVersion.select(pw.fn.MAX(SchemaVersion.version)).scalar()
+    return int(row or 0)
+
+
+def migrate(db: pw.Database) -> tuple[int, int]:
+    """Bring the schema to LATEST; return (from_version, to_version)."""
+    db.create_tables([SchemaVersion], safe=True)
+    start = current_version(db)
+    if start > LATEST:
+        raise RuntimeError(
+            f"database schema is version {start}, newer than this maild ({LATEST}); upgrade maild"
+        )
+    for version in range(start, LATEST):
+        with db.atomic():
+            MIGRATIONS[version](db)
+            SchemaVersion.create(version=version + 1)
+    return start, LATEST

@@ -1,0 +1,178 @@
+"""Read-side queries and their JSON shapes (SPEC §7 field names).
+
+Listings and ``tickets show`` are built here so that the CLI, the web view and
+tests all see one representation of a ticket.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, tzinfo
+from typing import Any
+
+import peewee as pw
+
+from storage.models import (
+    ACTIVE_STATUSES,
+    Attachment,
+    Event,
+    Inbound,
+    Outbox,
+    RefusedAttachment,
+    ThreadEntry,
+    Ticket,
+    TicketCC,
+    aware,
+)
+
+
+def iso(dt: datetime | None, tz: tzinfo | None = None) -> str | None:
+    value = aware(dt)
+    if value is None:
+        return None
+    return (value.astimezone(tz) if tz else value).isoformat()
+
+
+def ticket_link(base_url: str, ticket: Ticket) -> str:
+    return f"{base_url.rstrip('/')}/t/{ticket.number}/{ticket.access_key}"
+
+
+def ticket_ccs(ticket: Ticket) -> list[str]:
+    return [
+        row.address for row in TicketCC.select().where(TicketCC.ticket == ticket).order_by(TicketCC.id)
+    ]
+
+
+def list_tickets(
+    *,
+    status: str | None = None,
+    pending: bool = False,
+    answered: bool = False,
+    department: str | None = None,
+    requester: str | None = None,
+    month: tuple[datetime, datetime] | None = None,
+) -> list[Ticket]:
+    """Oldest first: tickets are served in order of arrival."""
+    query = Ticket.select()
+    statuses: set[str] | None = None
+    if status:
+        statuses = {status}
+    if pending:
+        statuses = (statuses or set(ACTIVE_STATUSES)) & {"open", "in_progress"}
+    if answered:
+        statuses = (statuses if statuses is not None else {"waiting_customer"}) & {
+            "waiting_customer"
+        }
+    if statuses is not None:
+        query = query.where(Ticket.status.in_(sorted(statuses)) if statuses else pw.SQL("1=0"))
+    if department:
+        query = query.where(Ticket.department == department)
+    if requester:
+        query = query.where(Ticket.requester == requester.lower())
+    if month:
+        query = query.where((Ticket.created_at >= month[0]) & (Ticket.created_at < month[1]))
+    return list(query.order_by(Ticket.created_at, Ticket.id))
+
+
+def message_count(ticket: Ticket) -> int:
+    return ThreadEntry.select().where(ThreadEntry.ticket == ticket).count()
+
+
+def ticket_json(ticket: Ticket, base_url: str, tz: tzinfo | None = None) -> dict[str, Any]:
+    return {
+        "number": ticket.number,
+        "subject": ticket.subject,
+        "status": ticket.status,
+        "priority": ticket.priority,
+        "department": ticket.department,
+        "requester": ticket.requester,
+        "cc": ticket_ccs(ticket),
+        "assignee": ticket.assignee,
+        "created_at": iso(ticket.created_at, tz),
+        "updated_at": iso(ticket.updated_at, tz),
+        "message_count": message_count(ticket),
+        "link": ticket_link(base_url, ticket),
+    }
+
+
+def entry_json(entry: ThreadEntry, tz: tzinfo | None = None) -> dict[str, Any]:
+    attachments = Attachment.select().where(Attachment.entry == entry).order_by(Attachment.id)
+    refused = (
+        RefusedAttachment.select()
+        .where(RefusedAttachment.entry == entry)
+        .order_by(RefusedAttachment.id)
+    )
+    return {
+        "id": entry.id,
+        "kind": entry.kind,
+        "author": entry.author,
+        "message_id": entry.message_id,
+        "outcome": entry.outcome,
+        "text": entry.text,
+        "created_at": iso(entry.created_at, tz),
+        "attachments": [
+            {
+                "filename": a.filename,
+                "content_type": a.content_type,
+                "size": a.size,
+                "sha256": a.sha256,
+            }
+            for a in attachments
+        ],
+        "refused_attachments": [{"filename": r.filename, "reason": r.reason} for r in refused],
+    }
+
+
+def thread(ticket: Ticket, *, include_notes: bool = True) -> list[ThreadEntry]:
+    query = ThreadEntry.select().where(ThreadEntry.ticket == ticket)
+    if not include_notes:
+        query = query.where(ThreadEntry.kind != "note")
+    return list(query.order_by(ThreadEntry.created_at, ThreadEntry.id))
+
+
+def ticket_detail_json(ticket: Ticket, base_url: str, tz: tzinfo | None = None) -> dict[str, Any]:
+    data = ticket_json(ticket, base_url, tz)
+    data["thread"] = [entry_json(e, tz) for e in thread(ticket)]
+    data["events"] = [
+        {
+            "kind": ev.kind,
+            "actor": ev.actor,
+            "data": ev.data,
+            "created_at": iso(ev.created_at, tz),
+        }
+        for ev in Event.select().where(Event.ticket == ticket).order_by(Event.created_at, Event.id)
+    ]
+    return data
+
+
+def outbox_json(row: Outbox, tz: tzinfo | None = None) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "status": row.status,
+        "template": row.template,
+        "ticket": row.ticket.number if row.ticket_id else None,
+        "recipients": row.recipients,
+        "subject": row.subject,
+        "message_id": row.message_id,
+        "attempts": row.attempts,
+        "next_attempt_at": iso(row.next_attempt_at, tz),
+        "last_error": row.last_error,
+        "created_at": iso(row.created_at, tz),
+        "sent_at": iso(row.sent_at, tz),
+    }
+
+
+def inbound_json(row: Inbound, tz: tzinfo | None = None) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "state": row.state,
+        "outcome": row.outcome,
+        "source": row.source,
+        "message_id": row.message_id,
+        "sender": row.sender,
+        "subject": row.subject,
+        "ticket": row.ticket.number if row.ticket_id else None,
+        "detail": row.detail,
+        "attempts": row.attempts,
+        "sha256": row.raw.sha256,
+        "received_at": iso(row.received_at, tz),
+    }
