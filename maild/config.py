@@ -339,10 +339,7 @@ class _Reader:
         value = table[key]
         # TOML booleans are ints in Python; keep them apart.
         kinds = kind if isinstance(kind, tuple) else (kind,)
-        if isinstance(value, bool) and bool not in kinds:
-            ok = False
-        else:
-            ok = isinstance(value, kinds)
+        ok = False if isinstance(value, bool) and bool not in kinds else isinstance(value, kinds)
         if not ok:
             expected = " or ".join(_type_label(k) for k in kinds)
             self.error(_join(prefix, key), f"must be {expected}, got {_type_name(value)}")
@@ -655,9 +652,9 @@ def parse_settings(
         default_port = {"tls": 465, "starttls": 587, "none": 25}.get(security, 587)
         username = r.get(t, "smtp", "username", str, None)
         password = r.secret(t, "smtp", "password")
-        if username and password is None and "password_file" not in t:
-            if "password_env" not in t:
-                r.error("smtp.password_file", "is required when smtp.username is set")
+        has_secret = "password_file" in t or "password_env" in t
+        if username and password is None and not has_secret:
+            r.error("smtp.password_file", "is required when smtp.username is set")
         smtp = SmtpSettings(
             host=r.required(t, "smtp", "host", str, _non_empty) or "",
             port=r.get(t, "smtp", "port", int, default_port, _port),

@@ -38,7 +38,8 @@ def ticket_link(base_url: str, ticket: Ticket) -> str:
 
 def ticket_ccs(ticket: Ticket) -> list[str]:
     return [
-        row.address for row in TicketCC.select().where(TicketCC.ticket == ticket).order_by(TicketCC.id)
+        row.address
+        for row in TicketCC.select().where(TicketCC.ticket == ticket).order_by(TicketCC.id)
     ]
 
 

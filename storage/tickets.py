@@ -78,7 +78,11 @@ def add_cc(ticket: Ticket, address: str, actor: str, now: datetime) -> bool:
     address = address.lower()
     if not address or address == ticket.requester:
         return False
-    if TicketCC.select().where((TicketCC.ticket == ticket) & (TicketCC.address == address)).exists():
+    if (
+        TicketCC.select()
+        .where((TicketCC.ticket == ticket) & (TicketCC.address == address))
+        .exists()
+    ):
         return False
     TicketCC.create(ticket=ticket, address=address)
     add_event(ticket, "cc_added", actor, now, address=address)

@@ -1,0 +1,59 @@
+"""Composition root: settings -> database, stores, clock, renderer.
+
+The only place that builds long-lived collaborators. Everything below receives
+what it needs from the ``App`` it is handed; nothing reaches for a global.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+import peewee
+
+from maild.clock import Clock, SystemClock
+from maild.config import Settings
+from storage.db import open_database
+from storage.stores import ContentStore, attachment_store, raw_store
+
+if TYPE_CHECKING:
+    from maild.render import Renderer
+
+
+@dataclass
+class App:
+    settings: Settings
+    db: peewee.Database
+    clock: Clock = field(default_factory=SystemClock)
+
+    @cached_property
+    def raw_store(self) -> ContentStore:
+        return raw_store(self.settings.daemon.data_dir)
+
+    @cached_property
+    def attachment_store(self) -> ContentStore:
+        return attachment_store(self.settings.daemon.data_dir)
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.settings.daemon.timezone)
+
+    @cached_property
+    def renderer(self) -> Renderer:
+        from maild.render import SHIPPED_TEMPLATES_DIR, Renderer
+
+        return Renderer(
+            SHIPPED_TEMPLATES_DIR, self.settings.daemon.templates_dir, self.settings.daemon.language
+        )
+
+    def close(self) -> None:
+        if not self.db.is_closed():
+            self.db.close()
+
+
+def build_app(settings: Settings, clock: Clock | None = None, *, migrate: bool = True) -> App:
+    settings.daemon.data_dir.mkdir(parents=True, exist_ok=True)
+    db = open_database(settings.database_url, migrate=migrate)
+    return App(settings=settings, db=db, clock=clock or SystemClock())

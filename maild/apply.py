@@ -1,0 +1,495 @@
+"""Carry out a policy decision inside the message's transaction.
+
+The ticket change, its thread entry, attachments, events and every outbound
+mail the outcome causes are written here, all in the caller's transaction, so a
+crash leaves either all of it or none of it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from maild.app import App
+from maild.config import Department
+from maild.outbound import MailRequest, queue_mail
+from maild.policy import types as o
+from maild.policy.types import Classified, Decision
+from storage import tickets as store
+from storage.models import Inbound, Outbox, ThreadEntry, Ticket, TicketCC
+from storage.outbox import mark_bounced, start_cooldown
+
+NO_SUBJECT = {"pt_BR": "(sem assunto)", "en": "(no subject)"}
+
+
+def apply_decision(
+    app: App,
+    decision: Decision,
+    msg: Classified,
+    inbound: Inbound,
+    ticket: Ticket | None,
+    now: datetime,
+    *,
+    store_files: bool = True,
+) -> Ticket | None:
+    handler = _HANDLERS[decision.outcome]
+    return handler(_Ctx(app, decision, msg, inbound, ticket, now, store_files))
+
+
+class _Ctx:
+    """The inputs of one apply, bundled for the small handlers below."""
+
+    def __init__(
+        self,
+        app: App,
+        decision: Decision,
+        msg: Classified,
+        inbound: Inbound,
+        ticket: Ticket | None,
+        now: datetime,
+        store_files: bool,
+    ) -> None:
+        self.app = app
+        self.settings = app.settings
+        self.decision = decision
+        self.msg = msg
+        self.inbound = inbound
+        self.ticket = ticket
+        self.now = now
+        self.store_files = store_files
+
+    @property
+    def language(self) -> str:
+        return self.settings.daemon.language
+
+    def department(self, key: str | None = None) -> Department:
+        dept = self.settings.department(key or self.msg.department)
+        return dept or self.settings.default_department
+
+    def idem(self, kind: str, suffix: str = "") -> str:
+        base = f"{kind}:{self.inbound.id}"
+        return f"{base}:{suffix}" if suffix else base
+
+    def reply_refs(self) -> tuple[str | None, tuple[str, ...]]:
+        parsed = self.msg.parsed
+        refs = tuple(parsed.references)
+        if parsed.message_id:
+            refs = (*refs, parsed.message_id)
+        return parsed.message_id, refs
+
+    def mail(self, **kwargs: Any) -> Outbox | None:
+        in_reply_to, refs = self.reply_refs()
+        kwargs.setdefault("in_reply_to", in_reply_to)
+        kwargs.setdefault("references", refs)
+        kwargs.setdefault("subject", self.msg.parsed.subject)
+        kwargs.setdefault("recipient_name", self.msg.sender_name)
+        return queue_mail(self.settings, self.app.renderer, MailRequest(**kwargs), self.now)
+
+    def can_auto_reply(self) -> bool:
+        return bool(self.msg.sender) and self.msg.loop_reason is None
+
+
+# ---------------------------------------------------------------------------
+# shared pieces
+# ---------------------------------------------------------------------------
+
+
+def _save_entry(c: _Ctx, ticket: Ticket, kind: str) -> ThreadEntry:
+    parsed = c.msg.parsed
+    entry = store.add_entry(
+        ticket,
+        kind=kind,
+        now=c.now,
+        author=c.msg.sender,
+        author_name=c.msg.sender_name,
+        message_id=parsed.message_id,
+        inbound=c.inbound,
+        outcome=c.decision.outcome,
+        text=c.msg.stripped_text,
+        full_text=parsed.text,
+    )
+    for att in c.msg.attachments:
+        if att.accepted:
+            digest = c.app.attachment_store.put(att.payload) if c.store_files else _sha(att.payload)
+            store.add_attachment(
+                entry,
+                filename=att.filename,
+                content_type=att.content_type,
+                size=len(att.payload),
+                sha256=digest,
+                inline=att.inline,
+                content_id=att.content_id,
+            )
+        else:
+            store.add_refused(
+                c.inbound, entry, att.filename, att.reason or "refused", att.reason_code or ""
+            )
+    return entry
+
+
+def _sha(data: bytes) -> str:
+    from storage.stores import sha256_hex
+
+    return sha256_hex(data)
+
+
+def _record_refused_without_entry(c: _Ctx) -> None:
+    for att in c.msg.refused_attachments:
+        store.add_refused(
+            c.inbound, None, att.filename, att.reason or "refused", att.reason_code or ""
+        )
+
+
+def _attachments_ctx(c: _Ctx) -> dict[str, Any]:
+    return {
+        "attachments": [
+            {"filename": a.filename, "size": len(a.payload)} for a in c.msg.accepted_attachments
+        ],
+        "refused_attachments": [
+            {"filename": a.filename, "reason": a.reason or ""} for a in c.msg.refused_attachments
+        ],
+    }
+
+
+def customer_recipients(ticket: Ticket) -> tuple[str, tuple[str, ...]]:
+    ccs = tuple(r.address for r in TicketCC.select().where(TicketCC.ticket == ticket))
+    return ticket.requester, ccs
+
+
+def _notify_agents(c: _Ctx, ticket: Ticket, event: str, **extra: Any) -> None:
+    if ticket.assignee:
+        to = (ticket.assignee,)
+    else:
+        to = tuple(a.email for a in c.settings.agents_of(ticket.department))
+    to = tuple(a for a in to if a != c.msg.sender)
+    if not to:
+        return
+    context = {
+        "event": event,
+        "customer_name": c.msg.sender_name,
+        "customer_email": c.msg.sender,
+        "message_text": c.msg.stripped_text,
+        "commands_help": True,
+        "rating": None,
+        "rating_comment": "",
+        **_attachments_ctx(c),
+    }
+    context.update(extra)
+    c.mail(
+        idem_key=c.idem("notify", event),
+        template="agent_notification",
+        to=to,
+        department=c.department(ticket.department),
+        ticket=ticket,
+        subject=ticket.subject,
+        context=context,
+        automatic=True,
+        capped=False,
+        recipient_name="",
+    )
+
+
+def _sla(c: _Ctx) -> dict[str, Any]:
+    """Expected first response, and whether we are outside business hours now."""
+    from maild import business_time as bt
+
+    bh = c.settings.business_hours
+    try:
+        cal = bt.BusinessCalendar.from_settings(
+            bh.days, bh.open, bh.close, c.settings.daemon.timezone, bh.holidays or None
+        )
+        due = bt.due_for(cal, c.now, c.settings.sla.first_response)
+        outside = not bt.is_open(cal, c.now)
+        nxt = bt.next_opening(cal, c.now) if outside else None
+    except ValueError:
+        return {"due": "", "due_at": None, "outside_hours": False, "next_opening": ""}
+    return {
+        "due": bt.format_due(due, c.language),
+        "due_at": due,
+        "outside_hours": outside,
+        "next_opening": bt.format_due(nxt, c.language) if nxt else "",
+    }
+
+
+# ---------------------------------------------------------------------------
+# one handler per outcome
+# ---------------------------------------------------------------------------
+
+
+def _created(c: _Ctx) -> Ticket | None:
+    msg = c.msg
+    dept = c.department()
+    sla = _sla(c)
+    from storage.models import to_storage
+
+    ticket = store.create_ticket(
+        digits=c.settings.tickets.number_digits,
+        now=c.now,
+        subject=msg.parsed.subject.strip()[:500] or NO_SUBJECT[c.language],
+        normalized_subject=msg.normalized_subject,
+        department=dept.key,
+        requester=msg.sender,
+        requester_name=msg.sender_name,
+        priority=msg.priority or "normal",
+        language=c.language,
+        first_response_due=to_storage(sla["due_at"]) if sla["due_at"] else None,
+    )
+    store.add_event(
+        ticket, "created", msg.sender, c.now, department=dept.key, priority=ticket.priority
+    )
+    own = c.settings.own_addresses
+    for address in msg.parsed.cc:
+        if address not in own and c.settings.agent(address) is None:
+            store.add_cc(ticket, address, msg.sender, c.now)
+    _save_entry(c, ticket, "customer")
+    requester, ccs = customer_recipients(ticket)
+    c.mail(
+        idem_key=c.idem("ack"),
+        template="confirmation",
+        to=(requester,),
+        cc=ccs,
+        department=dept,
+        ticket=ticket,
+        subject=ticket.subject,
+        context={
+            "due": sla["due"],
+            "outside_hours": sla["outside_hours"],
+            "next_opening": sla["next_opening"],
+            **_attachments_ctx(c),
+        },
+    )
+    _notify_agents(c, ticket, "created")
+    return ticket
+
+
+def _appended(c: _Ctx) -> Ticket | None:
+    ticket = c.ticket
+    assert ticket is not None
+    if c.msg.is_agent:
+        from maild.agents import apply_agent_message
+
+        return apply_agent_message(c, ticket)
+    if c.decision.add_sender_as_cc:
+        store.add_cc(ticket, c.msg.sender, c.msg.sender, c.now)
+    _save_entry(c, ticket, "customer")
+    store.set_status(ticket, "open", c.msg.sender, c.now)
+    store.touch(ticket, c.now)
+    if c.msg.refused_attachments and c.can_auto_reply():
+        c.mail(
+            idem_key=c.idem("refused"),
+            template="notice_refused_attachments",
+            to=(c.msg.sender,),
+            department=c.department(ticket.department),
+            ticket=ticket,
+            subject=ticket.subject,
+            context=_attachments_ctx(c),
+        )
+    _notify_agents(c, ticket, "appended")
+    return ticket
+
+
+def _reopened(c: _Ctx) -> Ticket | None:
+    ticket = c.ticket
+    assert ticket is not None
+    _save_entry(c, ticket, "customer")
+    store.set_status(ticket, "open", c.msg.sender, c.now)
+    store.add_event(ticket, "reopened", c.msg.sender, c.now)
+    store.touch(ticket, c.now)
+    _notify_agents(c, ticket, "reopened")
+    return ticket
+
+
+def _followup_rejected(c: _Ctx) -> Ticket | None:
+    ticket = c.ticket
+    assert ticket is not None
+    store.add_event(ticket, "followup_rejected", c.msg.sender, c.now, status=ticket.status)
+    _record_refused_without_entry(c)
+    if c.can_auto_reply():
+        dept = c.department(ticket.department)
+        c.mail(
+            idem_key=c.idem("notice"),
+            template="notice_followup_rejected",
+            to=(c.msg.sender,),
+            department=dept,
+            ticket=ticket,
+            subject=ticket.subject,
+            context={
+                "policy": "closed" if ticket.status == "closed" else "reject",
+                "new_ticket_address": dept.addresses[0],
+            },
+        )
+    return ticket
+
+
+def _duplicate_subject(c: _Ctx) -> Ticket | None:
+    ticket = c.ticket
+    assert ticket is not None
+    store.add_event(
+        ticket,
+        "duplicate_subject_rejected",
+        c.msg.sender,
+        c.now,
+        message_id=c.msg.parsed.message_id,
+    )
+    _record_refused_without_entry(c)
+    if c.can_auto_reply():
+        c.mail(
+            idem_key=c.idem("notice"),
+            template="notice_duplicate_subject",
+            to=(c.msg.sender,),
+            department=c.department(ticket.department),
+            ticket=ticket,
+            subject=ticket.subject,
+        )
+    return ticket
+
+
+def _empty(c: _Ctx) -> Ticket | None:
+    _record_refused_without_entry(c)
+    if c.can_auto_reply():
+        ticket = c.ticket
+        c.mail(
+            idem_key=c.idem("notice"),
+            template="notice_empty",
+            to=(c.msg.sender,),
+            department=c.department(ticket.department if ticket else None),
+            ticket=ticket,
+            context={"original_subject": c.msg.parsed.subject},
+        )
+    return c.ticket
+
+
+def _unauthorized(c: _Ctx) -> Ticket | None:
+    ticket = c.ticket
+    assert ticket is not None
+    store.add_event(ticket, "unauthorized_attempt", c.msg.sender, c.now)
+    if c.can_auto_reply():
+        c.mail(
+            idem_key=c.idem("notice"),
+            template="notice_unauthorized",
+            to=(c.msg.sender,),
+            department=c.department(),
+            ticket=None,
+            link_entitled=False,
+            context={"original_subject": c.msg.parsed.subject},
+        )
+    return None  # the record must not tie the stranger's message to the ticket
+
+
+def _auto_reply(c: _Ctx) -> Ticket | None:
+    ticket = c.ticket
+    if ticket is not None:
+        store.add_entry(
+            ticket,
+            kind="system",
+            now=c.now,
+            author=c.msg.sender,
+            author_name=c.msg.sender_name,
+            message_id=c.msg.parsed.message_id,
+            inbound=c.inbound,
+            outcome=o.AUTO_REPLY_IGNORED,
+            text=f"Automatic reply ignored ({c.msg.loop_reason}): {c.msg.parsed.subject}",
+            full_text=c.msg.parsed.text,
+        )
+    return ticket
+
+
+def _bounce(c: _Ctx) -> Ticket | None:
+    msg = c.msg
+    row = mark_bounced(msg.bounce_message_id) if msg.bounce_message_id else None
+    ticket = None
+    if row is not None and row.ticket_id:
+        ticket = Ticket.get_by_id(row.ticket_id)
+    ticket = ticket or c.ticket
+    recipients = msg.bounce_recipients or (tuple(row.recipients) if row is not None else ())
+    if msg.bounce_permanent:
+        for address in recipients:
+            start_cooldown(address, c.now, reason=f"bounce {msg.bounce_message_id or ''}")
+    if ticket is not None:
+        note = "Delivery failed" if msg.bounce_permanent else "Delivery delayed"
+        store.add_entry(
+            ticket,
+            kind="system",
+            now=c.now,
+            author=msg.sender,
+            message_id=msg.parsed.message_id,
+            inbound=c.inbound,
+            outcome=o.BOUNCE,
+            text=f"{note} for {', '.join(recipients) or 'unknown recipient'}"
+            + (f" (outbox {row.id})" if row is not None else ""),
+            full_text=msg.parsed.text,
+        )
+        store.add_event(
+            ticket,
+            "bounce",
+            "system",
+            c.now,
+            recipients=list(recipients),
+            outbox=row.id if row else None,
+        )
+        if msg.bounce_permanent:
+            _notify_agents(c, ticket, "bounce")
+    return ticket
+
+
+def _rate_limited(c: _Ctx) -> Ticket | None:
+    from maild.pipeline import rate_notice_due
+
+    if c.can_auto_reply() and rate_notice_due(c.msg.sender, c.now):
+        c.mail(
+            idem_key=c.idem("notice"),
+            template="notice_rate_limited",
+            to=(c.msg.sender,),
+            department=c.department(),
+            ticket=None,
+            link_entitled=False,
+            context={"limit": c.settings.limits.max_messages_per_sender_per_hour},
+        )
+    return None
+
+
+def _too_large(c: _Ctx) -> Ticket | None:
+    if c.can_auto_reply():
+        c.mail(
+            idem_key=c.idem("notice"),
+            template="notice_too_large",
+            to=(c.msg.sender,),
+            department=c.department(),
+            ticket=None,
+            link_entitled=False,
+            context={
+                "limit_bytes": c.settings.attachments.max_message_bytes,
+                "size_bytes": c.inbound.raw.size,
+                "original_subject": c.msg.parsed.subject,
+            },
+        )
+    return None
+
+
+def _duplicate_message(c: _Ctx) -> Ticket | None:
+    original = (
+        Inbound.select()
+        .where(Inbound.dedupe_key.is_null(False) & (Inbound.message_id == c.msg.parsed.message_id))
+        .first()
+        if c.msg.parsed.message_id
+        else None
+    )
+    if original is not None and original.ticket_id:
+        return Ticket.get_by_id(original.ticket_id)
+    return None
+
+
+_HANDLERS = {
+    o.CREATED: _created,
+    o.APPENDED: _appended,
+    o.REOPENED: _reopened,
+    o.FOLLOWUP_REJECTED: _followup_rejected,
+    o.DUPLICATE_SUBJECT_REJECTED: _duplicate_subject,
+    o.EMPTY_REJECTED: _empty,
+    o.UNAUTHORIZED: _unauthorized,
+    o.AUTO_REPLY_IGNORED: _auto_reply,
+    o.BOUNCE: _bounce,
+    o.RATE_LIMITED: _rate_limited,
+    o.TOO_LARGE: _too_large,
+    o.DUPLICATE_MESSAGE: _duplicate_message,
+}

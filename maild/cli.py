@@ -1,0 +1,466 @@
+"""The ``maild`` command line (SPEC §7).
+
+Every listing takes ``--json`` and then prints only JSON on stdout. Errors go to
+stderr as one readable line each, with a non-zero exit; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import calendar
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, TextIO
+
+import peewee
+
+from maild.config import ConfigError, Settings, config_path, load_settings
+from maild.errors import UsageError
+
+EX_OK = 0
+EX_ERROR = 1
+EX_USAGE = 2
+EX_TEMPFAIL = 75
+EX_CONFIG = 78
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="maild", description="maild: an email-driven help desk daemon."
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="settings file (default: $MAILD_CONFIG or ./settings.toml)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    sub.add_parser("run", help="run the daemon")
+
+    p = sub.add_parser("ingest", help="ingest raw RFC 5322 files (or stdin) as an MTA pipe would")
+    p.add_argument("files", nargs="*", metavar="FILE")
+    p.add_argument("--dry-run", action="store_true", help="print what would happen, change nothing")
+    p.add_argument("--source", default="ingest", help=argparse.SUPPRESS)
+
+    sub.add_parser("check-config", help="validate settings.toml")
+
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", metavar="SUBCOMMAND", required=True)
+    db_sub.add_parser("migrate", help="create or upgrade the schema")
+
+    t = sub.add_parser("tickets", help="list and inspect tickets")
+    t_sub = t.add_subparsers(dest="tickets_command", metavar="SUBCOMMAND", required=True)
+    tl = t_sub.add_parser("list", help="list tickets, oldest first")
+    tl.add_argument(
+        "--status", choices=("open", "in_progress", "waiting_customer", "resolved", "closed")
+    )
+    tl.add_argument("--pending", action="store_true", help="open + in_progress")
+    tl.add_argument("--answered", action="store_true", help="waiting_customer")
+    tl.add_argument("--department")
+    tl.add_argument("--requester")
+    tl.add_argument("--month", metavar="YYYY-MM")
+    tl.add_argument("--json", action="store_true")
+    ts = t_sub.add_parser("show", help="one ticket with its thread and events")
+    ts.add_argument("number", type=int)
+    ts.add_argument("--json", action="store_true")
+    tr = t_sub.add_parser("rotate-link", help="give a ticket a new quick-access key")
+    tr.add_argument("number", type=int)
+
+    o = sub.add_parser("outbox", help="outbound mail queue")
+    o_sub = o.add_subparsers(dest="outbox_command", metavar="SUBCOMMAND", required=True)
+    ol = o_sub.add_parser("list")
+    ol.add_argument("--status", choices=("pending", "sent", "failed", "bounced", "suppressed"))
+    ol.add_argument("--json", action="store_true")
+    orr = o_sub.add_parser("retry", help="send a failed or bounced message again")
+    orr.add_argument("id", type=int)
+
+    q = sub.add_parser("quarantine", help="messages that could not be processed or were held")
+    q_sub = q.add_subparsers(dest="quarantine_command", metavar="SUBCOMMAND", required=True)
+    ql = q_sub.add_parser("list")
+    ql.add_argument("--json", action="store_true")
+    qr = q_sub.add_parser("release", help="process a held or quarantined message now")
+    qr.add_argument("id", type=int)
+    return parser
+
+
+def run_cli(argv: Sequence[str], stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the usage error
+        return int(exc.code or 0)
+
+    path = config_path(args.config)
+    try:
+        settings = load_settings(path)
+    except ConfigError as exc:
+        if args.command == "check-config":
+            print(f"{path}: {len(exc.errors)} error(s)", file=err)
+        for line in exc.errors:
+            print(f"error: {line}", file=err)
+        if args.command == "ingest":
+            # An MTA pipe must retry rather than bounce when we are misconfigured.
+            return EX_TEMPFAIL
+        return EX_ERROR if args.command == "check-config" else EX_CONFIG
+
+    from maild.logging import configure_logging
+
+    configure_logging(
+        level=os.environ.get("MAILD_LOG_LEVEL", "warning" if args.command != "run" else "info")
+    )
+    handler = _HANDLERS[args.command]
+    try:
+        return handler(args, settings, out, err)
+    except (UsageError, LookupError) as exc:
+        print(f"error: {exc}", file=err)
+        return EX_ERROR
+    except peewee.OperationalError as exc:
+        print(f"error: database: {exc}", file=err)
+        return EX_TEMPFAIL if args.command == "ingest" else EX_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+# ---------------------------------------------------------------------------
+# commands
+# ---------------------------------------------------------------------------
+
+
+def _open(settings: Settings, migrate: bool = True) -> Any:
+    from maild.app import build_app
+
+    return build_app(settings, migrate=migrate)
+
+
+def cmd_check_config(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+    errors: list[str] = []
+    try:
+        from maild.render import SHIPPED_TEMPLATES_DIR, Renderer
+
+        renderer = Renderer(
+            SHIPPED_TEMPLATES_DIR, settings.daemon.templates_dir, settings.daemon.language
+        )
+        errors.extend(f"daemon.templates_dir: {e}" for e in renderer.check())
+    except ImportError:  # pragma: no cover - renderer ships with maild
+        pass
+    if errors:
+        print(f"{settings.source_path}: {len(errors)} error(s)", file=err)
+        for line in errors:
+            print(f"error: {line}", file=err)
+        return EX_ERROR
+    d = settings.daemon
+    lines = [
+        f"{settings.source_path}: OK",
+        f"  instance       {d.instance} ({d.language}, {d.timezone})",
+        f"  base_url       {d.base_url}",
+        f"  data_dir       {d.data_dir}",
+        f"  database       {_redact_url(settings.database_url)}",
+        f"  imap sources   {', '.join(s.name for s in settings.imap) or 'none'}",
+        "  listener       "
+        + (
+            f"{settings.listener.protocol} on {settings.listener.host}:{settings.listener.port}"
+            if settings.listener.enabled
+            else "disabled"
+        ),
+        "  outbound       "
+        + (
+            f"smtp {settings.smtp.host}:{settings.smtp.port} ({settings.smtp.security})"
+            if settings.smtp
+            else f"Maildir {d.data_dir / 'outbox'}"
+        ),
+        "  web            "
+        + (f"{settings.web.host}:{settings.web.port}" if settings.web.enabled else "disabled"),
+        "  departments    "
+        + ", ".join(
+            f"{x.key}{'*' if x is settings.default_department else ''} ({', '.join(x.addresses)})"
+            for x in settings.departments
+        ),
+        f"  agents         {', '.join(a.email for a in settings.agents) or 'none'}",
+        f"  agents_auth    {settings.agents_auth.require}",
+    ]
+    if settings.agents and settings.agents_auth.require == "from":
+        lines.append(
+            "  warning        agents are trusted by their From address alone; "
+            "consider agents_auth.require = 'authentication-results'"
+        )
+    print("\n".join(lines), file=out)
+    return EX_OK
+
+
+def _redact_url(url: str) -> str:
+    return re.sub(r"(://[^:/@]+):[^@]+@", r"\1:***@", url)
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+    from storage.db import open_database
+    from storage.migrations import migrate
+
+    settings.daemon.data_dir.mkdir(parents=True, exist_ok=True)
+    db = open_database(settings.database_url)
+    try:
+        before, after = migrate(db)
+    finally:
+        db.close()
+    if before == after:
+        print(f"schema is up to date (version {after})", file=out)
+    else:
+        print(f"schema migrated from version {before} to {after}", file=out)
+    return EX_OK
+
+
+def _month_range(value: str) -> tuple[datetime, datetime]:
+    m = re.fullmatch(r"(\d{4})-(\d{2})", value)
+    if not m or not 1 <= int(m.group(2)) <= 12:
+        raise UsageError(f"--month: {value!r} is not YYYY-MM")
+    year, month = int(m.group(1)), int(m.group(2))
+    days = calendar.monthrange(year, month)[1]
+    start = datetime(year, month, 1)
+    end = datetime(year + (month == 12), month % 12 + 1, 1)
+    del days
+    return start, end
+
+
+def cmd_tickets(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+    from storage import queries
+    from storage.models import Ticket, to_storage
+
+    app = _open(settings)
+    try:
+        if args.tickets_command == "list":
+            month = None
+            if args.month:
+                start, end = _month_range(args.month)
+                month = (
+                    to_storage(start.replace(tzinfo=app.tz)),
+                    to_storage(end.replace(tzinfo=app.tz)),
+                )
+            tickets = queries.list_tickets(
+                status=args.status,
+                pending=args.pending,
+                answered=args.answered,
+                department=args.department,
+                requester=args.requester,
+                month=month,
+            )
+            rows = [queries.ticket_json(t, settings.daemon.base_url, app.tz) for t in tickets]
+            if args.json:
+                _print_json(rows, out)
+            else:
+                _print_table(
+                    rows,
+                    [
+                        ("number", "NUMBER"),
+                        ("status", "STATUS"),
+                        ("priority", "PRIORITY"),
+                        ("department", "DEPT"),
+                        ("requester", "REQUESTER"),
+                        ("created_at", "CREATED"),
+                        ("message_count", "MSGS"),
+                        ("subject", "SUBJECT"),
+                    ],
+                    out,
+                    empty="no tickets",
+                )
+            return EX_OK
+        ticket = Ticket.get_or_none(Ticket.number == args.number)
+        if ticket is None:
+            raise UsageError(f"no ticket {args.number}")
+        if args.tickets_command == "show":
+            data = queries.ticket_detail_json(ticket, settings.daemon.base_url, app.tz)
+            if args.json:
+                _print_json(data, out)
+            else:
+                _print_ticket(data, out)
+            return EX_OK
+        # rotate-link
+        from storage.tickets import rotate_access_key
+
+        with app.db.atomic():
+            rotate_access_key(ticket, actor="cli", now=app.clock.now())
+        print(queries.ticket_link(settings.daemon.base_url, ticket), file=out)
+        return EX_OK
+    finally:
+        app.close()
+
+
+def cmd_outbox(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+    from storage import queries
+    from storage.models import Outbox
+
+    app = _open(settings)
+    try:
+        if args.outbox_command == "list":
+            query = Outbox.select().order_by(Outbox.id)
+            if args.status:
+                query = query.where(Outbox.status == args.status)
+            rows = [queries.outbox_json(r, app.tz) for r in query]
+            if args.json:
+                _print_json(rows, out)
+            else:
+                _print_table(
+                    rows,
+                    [
+                        ("id", "ID"),
+                        ("status", "STATUS"),
+                        ("template", "TEMPLATE"),
+                        ("ticket", "TICKET"),
+                        ("attempts", "TRIES"),
+                        ("recipients", "TO"),
+                        ("last_error", "LAST ERROR"),
+                    ],
+                    out,
+                    empty="outbox is empty",
+                )
+            return EX_OK
+        from storage.outbox import retry_now
+
+        with app.db.atomic():
+            row = retry_now(args.id, now=app.clock.now())
+        print(f"outbox message {row.id} queued for sending again", file=out)
+        return EX_OK
+    finally:
+        app.close()
+
+
+def cmd_quarantine(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+    from storage import queries
+    from storage.models import INBOUND_HELD, INBOUND_QUARANTINED, Inbound
+
+    app = _open(settings)
+    try:
+        if args.quarantine_command == "list":
+            query = (
+                Inbound.select()
+                .where(Inbound.state.in_([INBOUND_QUARANTINED, INBOUND_HELD]))
+                .order_by(Inbound.id)
+            )
+            rows = [queries.inbound_json(r, app.tz) for r in query]
+            if args.json:
+                _print_json(rows, out)
+            else:
+                _print_table(
+                    rows,
+                    [
+                        ("id", "ID"),
+                        ("state", "STATE"),
+                        ("outcome", "OUTCOME"),
+                        ("source", "SOURCE"),
+                        ("received_at", "RECEIVED"),
+                        ("subject", "SUBJECT"),
+                        ("detail", "DETAIL"),
+                    ],
+                    out,
+                    empty="quarantine is empty",
+                )
+            return EX_OK
+        from maild.pipeline import release
+
+        result = release(app, args.id)
+        _print_json(result.as_json(), out, compact=True)
+        return EX_OK
+    finally:
+        app.close()
+
+
+def cmd_ingest(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+    from maild.ingest_cli import ingest_command
+
+    return ingest_command(args, settings, out, err)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+    from maild.daemon import run_daemon
+
+    return run_daemon(settings)
+
+
+_HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, TextIO, TextIO], int]] = {
+    "check-config": cmd_check_config,
+    "db": cmd_db,
+    "tickets": cmd_tickets,
+    "outbox": cmd_outbox,
+    "quarantine": cmd_quarantine,
+    "ingest": cmd_ingest,
+    "run": cmd_run,
+}
+
+
+# ---------------------------------------------------------------------------
+# output helpers
+# ---------------------------------------------------------------------------
+
+
+def _print_json(data: Any, out: TextIO, compact: bool = False) -> None:
+    if compact:
+        out.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
+    else:
+        out.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def _cell(value: Any, width: int = 48) -> str:
+    if value is None:
+        text = "-"
+    elif isinstance(value, list):
+        text = ", ".join(str(v) for v in value) or "-"
+    else:
+        text = str(value)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _print_table(
+    rows: list[dict[str, Any]], columns: list[tuple[str, str]], out: TextIO, empty: str
+) -> None:
+    if not rows:
+        print(empty, file=out)
+        return
+    cells = [[_cell(r.get(key)) for key, _ in columns] for r in rows]
+    widths = [max(len(title), *(len(c[i]) for c in cells)) for i, (_, title) in enumerate(columns)]
+    print(
+        "  ".join(t.ljust(w) for (_, t), w in zip(columns, widths, strict=True)).rstrip(), file=out
+    )
+    for c in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip(), file=out)
+
+
+def _print_ticket(data: dict[str, Any], out: TextIO) -> None:
+    print(f"#{data['number']}  {data['subject']}", file=out)
+    for key in (
+        "status",
+        "priority",
+        "department",
+        "requester",
+        "cc",
+        "assignee",
+        "created_at",
+        "updated_at",
+        "link",
+    ):
+        print(f"  {key:<11} {_cell(data[key], 100)}", file=out)
+    for entry in data["thread"]:
+        print("", file=out)
+        print(
+            f"--- {entry['kind']} {entry['author']} {entry['created_at']} [{entry['outcome']}]",
+            file=out,
+        )
+        print(entry["text"] or "(no text)", file=out)
+        for a in entry["attachments"]:
+            print(
+                f"  [attachment] {a['filename']} ({a['content_type']}, {a['size']} bytes)", file=out
+            )
+        for r in entry["refused_attachments"]:
+            print(f"  [refused] {r['filename']}: {r['reason']}", file=out)
+    if data["events"]:
+        print("", file=out)
+        print("events:", file=out)
+        for ev in data["events"]:
+            print(
+                f"  {ev['created_at']}  {ev['kind']:<20} {ev['actor']}  {_cell(ev['data'], 80)}",
+                file=out,
+            )

@@ -1,0 +1,35 @@
+"""The one error taxonomy of maild (STYLE §4).
+
+Control signals (``IgnoreMessage``, ``RejectMessage``) are not failures; the
+others say whether trying again can help.
+"""
+
+from __future__ import annotations
+
+
+class MaildError(Exception):
+    """Base of maild's own errors."""
+
+
+class IgnoreMessage(MaildError):
+    """The message is recorded but gets no reply (loop, bulk, auto-reply)."""
+
+
+class RejectMessage(MaildError):
+    """The message is refused with a notice to its sender."""
+
+
+class TransientError(MaildError):
+    """Try again later with backoff (connection lost, 4xx, database busy)."""
+
+
+class PermanentError(MaildError):
+    """Retrying cannot help (5xx, unparseable); shunt and keep the evidence."""
+
+
+class StorageUnavailableError(TransientError):
+    """The raw message could not be stored durably; the sender must retry (EX_TEMPFAIL)."""
+
+
+class UsageError(MaildError):
+    """A command-line request that cannot be carried out (unknown ticket, bad filter)."""

@@ -1,0 +1,191 @@
+"""Turn a template and a ticket into an outbox row (SPEC §4).
+
+Builds the MIME message (multipart/alternative, text + HTML) with the headers
+every outbound mail carries, and enqueues it under an idempotency key inside
+the caller's transaction. Nothing is sent from here.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.policy import SMTP
+from email.utils import format_datetime
+from typing import Any
+
+from maild.config import Department, Settings
+from maild.render import PRIORITY_LABELS, SEPARATOR, STATUS_LABELS, Renderer
+from parsers.autoreply import LOOP_HEADER
+from parsers.subject import format_footer_ref, format_subject, format_token
+from storage.models import OUTBOX_HELD, Outbox, Ticket
+from storage.outbox import allowed_automatic_recipients, enqueue
+from storage.queries import ticket_link
+
+
+@dataclass(frozen=True)
+class MailRequest:
+    """One outbound mail to queue."""
+
+    idem_key: str
+    template: str
+    to: tuple[str, ...]
+    department: Department
+    subject: str  # the human subject (without token); the token is added here
+    ticket: Ticket | None = None
+    context: Mapping[str, Any] | None = None
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    automatic: bool = True
+    capped: bool = True  # counts against the per-recipient hourly cap (not for agents)
+    recipient_name: str = ""
+    link_entitled: bool = True
+    cc: tuple[str, ...] = ()
+
+
+def new_message_id(settings: Settings, ticket_number: int | None) -> str:
+    token = secrets.token_hex(8)
+    stem = f"maild.{ticket_number}.{token}" if ticket_number else f"maild.{token}"
+    return f"{stem}@{settings.message_id_domain}"
+
+
+def ticket_context(
+    settings: Settings, ticket: Ticket, language: str, created_at_text: str = ""
+) -> dict[str, Any]:
+    prefix = settings.tickets.token_prefix
+    dept = settings.department(ticket.department)
+    return {
+        "number": ticket.number,
+        "token": format_token(ticket.number, prefix),
+        "subject": ticket.subject,
+        "status": ticket.status,
+        "status_label": STATUS_LABELS[language].get(ticket.status, ticket.status),
+        "priority": ticket.priority,
+        "priority_label": PRIORITY_LABELS[language].get(ticket.priority, ticket.priority),
+        "department": dept.name if dept else ticket.department,
+        "link": ticket_link(settings.daemon.base_url, ticket),
+        "created_at": created_at_text,
+    }
+
+
+def build_message(
+    settings: Settings,
+    *,
+    department: Department,
+    to: Sequence[str],
+    cc: Sequence[str],
+    subject: str,
+    text: str,
+    html: str,
+    message_id: str,
+    ticket_number: int | None,
+    in_reply_to: str | None,
+    references: Sequence[str],
+    automatic: bool,
+    now: datetime,
+) -> EmailMessage:
+    msg = EmailMessage(policy=SMTP)
+    sender = _address(settings.daemon.instance, department.addresses[0])
+    msg["From"] = sender
+    msg["Reply-To"] = sender
+    msg["To"] = ", ".join(to)
+    if cc:
+        msg["Cc"] = ", ".join(cc)
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = f"<{message_id}>"
+    if in_reply_to:
+        msg["In-Reply-To"] = f"<{in_reply_to}>"
+    refs = [r for r in references if r]
+    if in_reply_to and in_reply_to not in refs:
+        refs.append(in_reply_to)
+    if refs:
+        msg["References"] = " ".join(f"<{r}>" for r in refs[-20:])
+    if ticket_number is not None:
+        msg["X-Maild-Ticket"] = str(ticket_number)
+    msg[LOOP_HEADER] = settings.message_id_domain
+    if automatic:
+        msg["Auto-Submitted"] = "auto-replied"
+        msg["X-Auto-Response-Suppress"] = "All"
+    msg.set_content(text, subtype="plain", charset="utf-8", cte="quoted-printable")
+    msg.add_alternative(html, subtype="html", charset="utf-8", cte="quoted-printable")
+    return msg
+
+
+def _address(display: str, address: str) -> Address:
+    local, _, domain = address.partition("@")
+    return Address(display_name=display, username=local, domain=domain)
+
+
+def queue_mail(
+    settings: Settings, renderer: Renderer, request: MailRequest, now: datetime
+) -> Outbox | None:
+    """Render, compose and enqueue ``request``; None when nobody may receive it."""
+    language = settings.daemon.language
+    recipients = tuple(dict.fromkeys(a.lower() for a in (*request.to, *request.cc) if a))
+    if not recipients:
+        return None
+    status = None
+    if request.automatic and request.capped:
+        allowed, _suppressed = allowed_automatic_recipients(
+            recipients, now, settings.limits.max_auto_replies_per_recipient_per_hour
+        )
+        if not allowed:
+            status = OUTBOX_HELD  # kept for the record, never sent
+        else:
+            recipients = tuple(allowed)
+    ticket = request.ticket
+    number = ticket.number if ticket is not None else None
+    prefix = settings.tickets.token_prefix
+    context: dict[str, Any] = {
+        "instance": settings.daemon.instance,
+        "language": language,
+        "separator": SEPARATOR[language],
+        "footer_ref": format_footer_ref(number, prefix) if number else "",
+        "recipient_name": request.recipient_name,
+        "ticket": ticket_context(settings, ticket, language) if ticket is not None else None,
+        "link_entitled": request.link_entitled and ticket is not None,
+    }
+    context.update(request.context or {})
+    rendered = renderer.render(request.template, context)
+    subject = format_subject(number, request.subject, prefix) if number else request.subject
+    message_id = new_message_id(settings, number)
+    to = tuple(a for a in request.to if a.lower() in recipients)
+    cc = tuple(a for a in request.cc if a.lower() in recipients)
+    msg = build_message(
+        settings,
+        department=request.department,
+        to=to or recipients,
+        cc=cc,
+        subject=subject,
+        text=rendered.text,
+        html=rendered.html,
+        message_id=message_id,
+        ticket_number=number,
+        in_reply_to=request.in_reply_to,
+        references=request.references,
+        automatic=request.automatic,
+        now=now,
+    )
+    extra = {"status": status} if status else {}
+    row, created = enqueue(
+        idem_key=request.idem_key,
+        now=now,
+        recipients=recipients,
+        ticket=ticket,
+        template=request.template,
+        automatic=request.automatic,
+        mail_from=request.department.addresses[0],
+        message_id=message_id,
+        subject=subject,
+        raw=msg.as_bytes(),
+        **extra,
+    )
+    if created and ticket is not None:
+        from storage.tickets import remember_message_id
+
+        remember_message_id(ticket, message_id)
+    return row

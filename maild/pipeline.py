@@ -1,0 +1,469 @@
+"""One inbound message, start to finish: raw store -> parse -> classify -> policy
+-> apply, the last in one database transaction (SPEC §2).
+
+Every way in (``maild ingest``, the LMTP listener, IMAP sources, the web reply
+form) calls ``ingest``. The raw bytes are stored durably before anything else;
+whatever happens after, the message ends with exactly one outcome on its
+``Inbound`` row -- ``quarantined`` at worst -- and can be replayed.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import peewee as pw
+import structlog
+
+from maild.app import App
+from maild.errors import StorageUnavailableError
+from maild.policy import types as o
+from maild.policy.classify import classify
+from maild.policy.table import decide
+from maild.policy.types import Classified, Decision, PolicyContext, TicketView
+from parsers.message import parse_message
+from storage.models import (
+    INBOUND_HELD,
+    INBOUND_PROCESSED,
+    INBOUND_QUARANTINED,
+    INBOUND_RECEIVED,
+    ImapState,
+    Inbound,
+    RateWindowNotice,
+    RawMessage,
+    Ticket,
+    TicketCC,
+    to_storage,
+)
+from storage.stores import StoreError, sha256_hex
+
+log = structlog.get_logger("maild.pipeline")
+
+MAX_ATTEMPTS = 3  # quarantine after this many failed tries (Mailman's MAX_BAK_COUNT)
+
+
+class DryRunRollbackError(Exception):
+    """Raised inside a dry-run transaction to undo everything it did."""
+
+
+@dataclass(frozen=True)
+class ImapPosition:
+    source: str
+    uidvalidity: int
+    uid: int
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    outcome: str
+    ticket: int | None
+    message_id: str | None
+    inbound_id: int | None = None
+    detail: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {"outcome": self.outcome, "ticket": self.ticket, "message_id": self.message_id}
+
+
+# ---------------------------------------------------------------------------
+# stage 1: raw first
+# ---------------------------------------------------------------------------
+
+
+def split_headers(raw: bytes) -> bytes:
+    """The header block of a message (for too_large: only headers are kept)."""
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        index = raw.find(sep)
+        if index != -1:
+            return raw[: index + len(sep)]
+    return raw[:65536]
+
+
+def store_inbound(
+    app: App, raw: bytes, source: str, position: ImapPosition | None = None
+) -> Inbound:
+    """Write the raw bytes and an ``Inbound`` row durably; raise StorageUnavailableError."""
+    headers_only = len(raw) > app.settings.attachments.max_message_bytes
+    kept = split_headers(raw) if headers_only else raw
+    try:
+        digest = app.raw_store.put(kept)
+    except StoreError as exc:
+        raise StorageUnavailableError(str(exc)) from exc
+    try:
+        with app.db.atomic():
+            if position is not None:
+                existing = Inbound.get_or_none(
+                    (Inbound.imap_source == position.source)
+                    & (Inbound.imap_uidvalidity == position.uidvalidity)
+                    & (Inbound.imap_uid == position.uid)
+                )
+                if existing is not None:
+                    return existing
+            raw_row = RawMessage.get_or_none(RawMessage.sha256 == digest)
+            if raw_row is None:
+                raw_row = RawMessage.create(
+                    sha256=digest,
+                    size=len(raw),
+                    headers_only=headers_only,
+                    created_at=to_storage(app.clock.now()),
+                )
+            return Inbound.create(
+                raw=raw_row,
+                source=source,
+                received_at=to_storage(app.clock.now()),
+                imap_source=position.source if position else None,
+                imap_uidvalidity=position.uidvalidity if position else None,
+                imap_uid=position.uid if position else None,
+            )
+    except pw.DatabaseError as exc:
+        raise StorageUnavailableError(f"database: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------
+# entry points
+# ---------------------------------------------------------------------------
+
+
+def ingest(
+    app: App, raw: bytes, source: str = "ingest", position: ImapPosition | None = None
+) -> IngestResult:
+    """Store then process one message. Raises only StorageUnavailableError."""
+    inbound = store_inbound(app, raw, source, position)
+    if inbound.state != INBOUND_RECEIVED:  # re-fetched IMAP message already handled
+        return _result_of(inbound)
+    return process_inbound(app, inbound, position=position)
+
+
+def dry_run(app: App, raw: bytes, source: str = "ingest") -> IngestResult:
+    """What would happen to ``raw``: processed in a transaction that is rolled back."""
+    now = app.clock.now()
+    with _transaction(app) as txn:
+        raw_row = RawMessage.create(
+            sha256=sha256_hex(raw) + "-dry",
+            size=len(raw),
+            headers_only=len(raw) > app.settings.attachments.max_message_bytes,
+            created_at=to_storage(now),
+        )
+        inbound = Inbound.create(raw=raw_row, source=source, received_at=to_storage(now))
+        result = _process_in_transaction(app, inbound, raw, None, now, store_files=False)
+        txn.rollback()
+    return result
+
+
+def process_inbound(
+    app: App,
+    inbound: Inbound,
+    *,
+    position: ImapPosition | None = None,
+    bypass_rate_limit: bool = False,
+) -> IngestResult:
+    """Decide and apply one stored message; quarantine it when that fails."""
+    started = app.clock.now()
+    raw = _load_raw(app, inbound)
+    bound = structlog.contextvars.bound_contextvars(inbound_id=inbound.id, source=inbound.source)
+    with bound:
+        last_error = ""
+        for _attempt in range(MAX_ATTEMPTS):
+            try:
+                with _transaction(app):
+                    fresh = Inbound.get_by_id(inbound.id)
+                    result = _process_in_transaction(
+                        app,
+                        fresh,
+                        raw,
+                        position,
+                        app.clock.now(),
+                        bypass_rate_limit=bypass_rate_limit,
+                    )
+                _log_result(result, started, app)
+                return result
+            except pw.IntegrityError as exc:
+                # A concurrent writer took the same dedupe key or number: try again,
+                # the next pass sees its row.
+                last_error = f"{type(exc).__name__}: {exc}"
+                continue
+            except Exception as exc:  # the per-message boundary: never crash the loop
+                last_error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+                log.error(
+                    "message.failed",
+                    error=last_error,
+                    trace=traceback.format_exc(limit=8),
+                )
+                break
+        result = _quarantine(app, inbound, last_error, position)
+        _log_result(result, started, app)
+        return result
+
+
+def release(app: App, inbound_id: int) -> IngestResult:
+    """Process a held (rate-limited) or quarantined message now."""
+    from maild.errors import UsageError
+
+    inbound = Inbound.get_or_none(Inbound.id == inbound_id)
+    if inbound is None:
+        raise UsageError(f"no quarantined or held message {inbound_id}")
+    if inbound.state not in (INBOUND_HELD, INBOUND_QUARANTINED):
+        raise UsageError(
+            f"message {inbound_id} is not held or quarantined (outcome: {inbound.outcome})"
+        )
+    with app.db.atomic():
+        inbound.state = INBOUND_RECEIVED
+        inbound.dedupe_key = None
+        inbound.save()
+    return process_inbound(app, inbound, bypass_rate_limit=True)
+
+
+def recover(app: App) -> list[IngestResult]:
+    """Process messages whose raw bytes were stored but whose outcome never committed."""
+    results = []
+    for inbound in Inbound.select().where(Inbound.state == INBOUND_RECEIVED).order_by(Inbound.id):
+        position = None
+        if inbound.imap_source is not None:
+            position = ImapPosition(inbound.imap_source, inbound.imap_uidvalidity, inbound.imap_uid)
+        results.append(process_inbound(app, inbound, position=position))
+    return results
+
+
+# ---------------------------------------------------------------------------
+# internals
+# ---------------------------------------------------------------------------
+
+
+@contextmanager
+def _transaction(app: App) -> Iterator[Any]:
+    """A write transaction; on SQLite taken up front so writers queue, not deadlock."""
+    if isinstance(app.db, pw.SqliteDatabase):
+        with app.db.atomic("IMMEDIATE") as txn:
+            yield txn
+    else:
+        with app.db.atomic() as txn:
+            yield txn
+
+
+def _load_raw(app: App, inbound: Inbound) -> bytes:
+    try:
+        return app.raw_store.get(inbound.raw.sha256)
+    except OSError as exc:
+        raise StorageUnavailableError(
+            f"raw message {inbound.raw.sha256} unreadable: {exc}"
+        ) from exc
+
+
+def _result_of(inbound: Inbound) -> IngestResult:
+    return IngestResult(
+        outcome=inbound.outcome or inbound.state,
+        ticket=inbound.ticket.number if inbound.ticket_id else None,
+        message_id=inbound.message_id,
+        inbound_id=inbound.id,
+        detail=inbound.detail,
+    )
+
+
+def _log_result(result: IngestResult, started: datetime, app: App) -> None:
+    duration = (app.clock.now() - started).total_seconds() * 1000
+    log.info(
+        "message.processed",
+        message_id=result.message_id,
+        outcome=result.outcome,
+        ticket=result.ticket,
+        duration_ms=round(duration, 1),
+    )
+
+
+def _quarantine(
+    app: App, inbound: Inbound, error: str, position: ImapPosition | None
+) -> IngestResult:
+    now = app.clock.now()
+    with app.db.atomic():
+        Inbound.update(
+            state=INBOUND_QUARANTINED,
+            outcome=o.QUARANTINED,
+            detail=error[:2000] or "processing failed",
+            attempts=Inbound.attempts + 1,
+            processed_at=to_storage(now),
+        ).where(Inbound.id == inbound.id).execute()
+        if position is not None:
+            _record_position(position)
+    fresh = Inbound.get_by_id(inbound.id)
+    return _result_of(fresh)
+
+
+def _record_position(position: ImapPosition) -> None:
+    state = ImapState.get_or_none(ImapState.source == position.source)
+    if state is None:
+        ImapState.create(
+            source=position.source, uidvalidity=position.uidvalidity, last_uid=position.uid
+        )
+        return
+    if state.uidvalidity != position.uidvalidity:
+        state.uidvalidity = position.uidvalidity
+        state.last_uid = position.uid
+    else:
+        state.last_uid = max(state.last_uid or 0, position.uid)
+    state.save()
+
+
+def _view(ticket: Ticket) -> TicketView:
+    ccs = tuple(r.address for r in TicketCC.select().where(TicketCC.ticket == ticket))
+    return TicketView(
+        number=ticket.number,
+        status=ticket.status,
+        department=ticket.department,
+        requester=ticket.requester,
+        ccs=ccs,
+    )
+
+
+def dedupe_key(message_id: str | None, sha: str) -> str:
+    return f"mid:{message_id}" if message_id else f"sha:{sha}"
+
+
+def find_thread(app: App, msg: Classified) -> tuple[Ticket | None, str | None]:
+    """SPEC §3 threading order: token, references, plus-address, footer, subject."""
+    if msg.token_number is not None:
+        ticket = Ticket.get_or_none(Ticket.number == msg.token_number)
+        if ticket is not None:
+            return ticket, "token"
+    from storage.tickets import find_by_message_ids, find_subject_thread
+
+    if msg.reference_ids:
+        ticket = find_by_message_ids(msg.reference_ids)
+        if ticket is not None:
+            return ticket, "references"
+    if msg.plus_number is not None:
+        ticket = Ticket.get_or_none(Ticket.number == msg.plus_number)
+        if ticket is not None:
+            return ticket, "plus"
+    if msg.footer_number is not None:
+        ticket = Ticket.get_or_none(Ticket.number == msg.footer_number)
+        if ticket is not None:
+            return ticket, "footer"
+    if msg.has_reply_prefix and msg.sender:
+        ticket = find_subject_thread(msg.normalized_subject, msg.sender, msg.department)
+        if ticket is not None:
+            return ticket, "subject"
+    return None, None
+
+
+def build_context(
+    app: App, msg: Classified, inbound: Inbound, now: datetime, bypass_rate_limit: bool
+) -> tuple[PolicyContext, Ticket | None, Ticket | None]:
+    from storage.tickets import find_active_duplicate
+
+    settings = app.settings
+    key = dedupe_key(msg.parsed.message_id, inbound.raw.sha256)
+    already_seen = (
+        Inbound.select().where((Inbound.dedupe_key == key) & (Inbound.id != inbound.id)).exists()
+    )
+    ticket, via = find_thread(app, msg)
+    duplicate = None
+    if ticket is None and not msg.has_reply_prefix and msg.sender:
+        duplicate = find_active_duplicate(msg.normalized_subject, msg.sender, msg.department)
+    recent = 0
+    if not bypass_rate_limit and msg.sender:
+        since = to_storage(now - timedelta(hours=1))
+        recent = (
+            Inbound.select()
+            .where(
+                (Inbound.sender == msg.sender)
+                & (Inbound.received_at > since)
+                & (Inbound.id != inbound.id)
+                & (Inbound.outcome != o.DUPLICATE_MESSAGE)
+            )
+            .count()
+        )
+    dept = settings.department(ticket.department) if ticket is not None else None
+    ctx = PolicyContext(
+        already_seen=already_seen,
+        ticket=_view(ticket) if ticket is not None else None,
+        thread_via=via,
+        duplicate_of=_view(duplicate) if duplicate is not None else None,
+        sender_recent_count=recent,
+        max_per_hour=settings.limits.max_messages_per_sender_per_hour,
+        allow_same_domain=settings.access.allow_same_domain,
+        followup_policy=dept.followup_on_resolved if dept else "reject",
+    )
+    return ctx, ticket, duplicate
+
+
+def _process_in_transaction(
+    app: App,
+    inbound: Inbound,
+    raw: bytes,
+    position: ImapPosition | None,
+    now: datetime,
+    *,
+    bypass_rate_limit: bool = False,
+    store_files: bool = True,
+) -> IngestResult:
+    parsed = parse_message(raw)
+    msg = classify(parsed, raw, app.settings, too_large=inbound.raw.headers_only)
+    ctx, ticket, duplicate = build_context(app, msg, inbound, now, bypass_rate_limit)
+    decision = decide(msg, ctx)
+    if decision.outcome == o.DUPLICATE_SUBJECT_REJECTED:
+        ticket = duplicate
+    elif decision.outcome == o.CREATED:
+        ticket = None
+
+    from maild.apply import apply_decision
+
+    ticket = apply_decision(app, decision, msg, inbound, ticket, now, store_files=store_files)
+
+    inbound.message_id = parsed.message_id
+    inbound.sender = msg.sender
+    inbound.subject = parsed.subject[:1000]
+    inbound.outcome = decision.outcome
+    inbound.detail = (
+        decision.rule
+        if decision.outcome != o.AUTO_REPLY_IGNORED
+        else (f"{decision.rule}: {msg.loop_reason}")
+    )
+    inbound.ticket = ticket
+    inbound.processed_at = to_storage(now)
+    inbound.attempts = inbound.attempts + 1
+    if decision.outcome == o.RATE_LIMITED:
+        inbound.state = INBOUND_HELD
+    else:
+        inbound.state = INBOUND_PROCESSED
+    if decision.outcome != o.DUPLICATE_MESSAGE:
+        inbound.dedupe_key = dedupe_key(parsed.message_id, inbound.raw.sha256)
+    inbound.save()
+    if position is not None:
+        _record_position(position)
+    return IngestResult(
+        outcome=decision.outcome,
+        ticket=ticket.number if ticket is not None else None,
+        message_id=parsed.message_id,
+        inbound_id=inbound.id,
+        detail=inbound.detail,
+    )
+
+
+def rate_notice_due(address: str, now: datetime) -> bool:
+    """True once per sender per clock hour: the first rate-limited message gets a notice."""
+    window = to_storage(now.replace(minute=0, second=0, microsecond=0))
+    if (
+        RateWindowNotice.select()
+        .where((RateWindowNotice.address == address) & (RateWindowNotice.window_start == window))
+        .exists()
+    ):
+        return False
+    RateWindowNotice.create(address=address, window_start=window)
+    return True
+
+
+__all__ = [
+    "Decision",
+    "ImapPosition",
+    "IngestResult",
+    "dry_run",
+    "ingest",
+    "process_inbound",
+    "recover",
+    "release",
+    "store_inbound",
+]

@@ -1,0 +1,1 @@
+"""One module per policy rule; the order lives in maild.policy.table."""

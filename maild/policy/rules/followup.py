@@ -1,0 +1,30 @@
+"""Follow-ups on resolved or closed tickets, by the department's policy."""
+
+from __future__ import annotations
+
+from maild.policy.types import (
+    FOLLOWUP_REJECTED,
+    REOPENED,
+    Classified,
+    Decision,
+    PolicyContext,
+)
+
+name = "followup"
+
+
+def check(msg: Classified, ctx: PolicyContext) -> Decision | None:
+    ticket = ctx.ticket
+    if ticket is None or msg.is_agent:
+        return None
+    if ticket.status == "closed":
+        return Decision(FOLLOWUP_REJECTED, name, ticket=ticket)
+    if ticket.status == "resolved":
+        if ctx.followup_policy == "reopen":
+            if msg.is_empty:
+                return None  # let the empty rule answer
+            return Decision(REOPENED, name, ticket=ticket)
+        if ctx.followup_policy == "reject":
+            return Decision(FOLLOWUP_REJECTED, name, ticket=ticket)
+        # new_ticket: handled by the create rule (the match is dropped there)
+    return None

@@ -1,0 +1,124 @@
+"""Typed hand-offs of the policy stage: what a message is, what the database
+knows about it, and the decision. All frozen; the policy never touches IO."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from parsers.types import ParsedMessage
+
+# The outcome vocabulary (SPEC §3). Other tools depend on these strings.
+CREATED = "created"
+APPENDED = "appended"
+REOPENED = "reopened"
+FOLLOWUP_REJECTED = "followup_rejected"
+DUPLICATE_SUBJECT_REJECTED = "duplicate_subject_rejected"
+EMPTY_REJECTED = "empty_rejected"
+UNAUTHORIZED = "unauthorized"
+AUTO_REPLY_IGNORED = "auto_reply_ignored"
+BOUNCE = "bounce"
+RATE_LIMITED = "rate_limited"
+TOO_LARGE = "too_large"
+QUARANTINED = "quarantined"
+DUPLICATE_MESSAGE = "duplicate_message"
+
+OUTCOMES = (
+    CREATED,
+    APPENDED,
+    REOPENED,
+    FOLLOWUP_REJECTED,
+    DUPLICATE_SUBJECT_REJECTED,
+    EMPTY_REJECTED,
+    UNAUTHORIZED,
+    AUTO_REPLY_IGNORED,
+    BOUNCE,
+    RATE_LIMITED,
+    TOO_LARGE,
+    QUARANTINED,
+    DUPLICATE_MESSAGE,
+)
+
+
+@dataclass(frozen=True)
+class CheckedAttachment:
+    filename: str
+    content_type: str
+    payload: bytes = field(repr=False)
+    accepted: bool
+    reason: str | None = None
+    reason_code: str | None = None
+    inline: bool = False
+    content_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Classified:
+    """Pure facts about one message, derived from its bytes and the settings."""
+
+    parsed: ParsedMessage
+    department: str
+    sender: str
+    sender_name: str
+    is_agent: bool
+    token_number: int | None
+    plus_number: int | None
+    footer_number: int | None
+    reference_ids: tuple[str, ...]
+    has_reply_prefix: bool
+    normalized_subject: str
+    stripped_text: str
+    priority: str | None  # "high" when the mail asks for it, else None
+    loop_reason: str | None
+    bounce_message_id: str | None = None
+    bounce_recipients: tuple[str, ...] = ()
+    bounce_permanent: bool = False
+    is_bounce: bool = False
+    too_large: bool = False
+    attachments: tuple[CheckedAttachment, ...] = ()
+
+    @property
+    def accepted_attachments(self) -> tuple[CheckedAttachment, ...]:
+        return tuple(a for a in self.attachments if a.accepted)
+
+    @property
+    def refused_attachments(self) -> tuple[CheckedAttachment, ...]:
+        return tuple(a for a in self.attachments if not a.accepted)
+
+    @property
+    def is_empty(self) -> bool:
+        return not self.stripped_text.strip() and not self.accepted_attachments
+
+
+@dataclass(frozen=True)
+class TicketView:
+    """What the policy may know of an existing ticket."""
+
+    number: int
+    status: str
+    department: str
+    requester: str
+    ccs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class PolicyContext:
+    """What the database says about this message, looked up before deciding."""
+
+    already_seen: bool = False
+    ticket: TicketView | None = None  # the thread match, if any
+    thread_via: str | None = None  # token | references | plus | footer | subject
+    duplicate_of: TicketView | None = None  # active ticket with the same normalized subject
+    sender_recent_count: int = 0  # messages from this sender in the last hour
+    max_per_hour: int = 20
+    allow_same_domain: bool = True
+    followup_policy: str = "reject"  # of the matched ticket's department
+    sender_is_ticket_agent: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: str
+    rule: str
+    ticket: TicketView | None = None
+    # For appended/reopened: the sender becomes a CC (same-domain colleague).
+    add_sender_as_cc: bool = False
