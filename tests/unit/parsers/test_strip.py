@@ -1,0 +1,182 @@
+"""Tests for parsers.strip: reply stripping against real-looking client fixtures."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from parsers.strip import strip_reply
+
+MAIL = Path(__file__).resolve().parents[2] / "fixtures" / "mail"
+
+
+def fixture_text(name: str) -> str:
+    """The best text body of a fixture, as the stdlib reads it."""
+    message = email.message_from_bytes((MAIL / name).read_bytes(), policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    body = message.get_body(preferencelist=("plain", "html"))
+    assert body is not None
+    return body.get_content()
+
+
+EXACT = [
+    (
+        "reply-gmail-ptbr.eml",
+        "Bom dia,\n\nO erro continua aparecendo quando tento emitir a nota fiscal. Segue o print\n"
+        "da tela em anexo.\n\nObrigada,\nMaria",
+    ),
+    (
+        "reply-gmail-en.eml",
+        'Hi,\n\nIt still fails after the update. The log says "connection refused".\n\n'
+        "Thanks,\nJohn",
+    ),
+    (
+        "reply-outlook-desktop-ptbr.eml",
+        "Boa tarde,\n\nConseguimos emitir a nota agora, obrigado pela ajuda. "
+        "Só falta a correção do\nendereço de cobrança.\n\nAtenciosamente,\n\nJosé Araújo\n"
+        "Financeiro | Exemplo Comércio Ltda.\n(11) 5555-0142",
+    ),
+    (
+        "reply-outlook-desktop-en.eml",
+        "Hello,\n\nPlease cancel the second invoice, it was issued twice by mistake.\n\n"
+        "Regards,\nLinda Park\nAccounts Payable",
+    ),
+    (
+        "reply-outlook-web-en.eml",
+        "Hi team,\n\nThe export works now. You can close the ticket.\n\nBest,\nPriya",
+    ),
+    ("reply-outlook-android-ptbr.eml", "Pode fechar, resolvido."),
+    (
+        "reply-apple-mail-ptbr.eml",
+        "Oi, pessoal.\n\nTestei de novo no Safari e o botão “Salvar” não responde.\n\n"
+        "Abraços,\nFernanda",
+    ),
+    (
+        "reply-thunderbird-ptbr.eml",
+        "Olá,\n\nSegue a informação pedida: versão 4.2.1, Windows 11, o erro aparece só no\n"
+        "relatório mensal.\n\nPaulo",
+    ),
+    ("reply-iphone-ptbr.eml", "Ok, amanhã cedo eu testo e aviso."),
+    (
+        "reply-android-samsung-ptbr.eml",
+        "Bom dia. O problema voltou hoje de manhã, mesmo depois de reiniciar.",
+    ),
+    ("reply-above-separator.eml", "Obrigado, funcionou!"),
+    (
+        "reply-signature-dash.eml",
+        "Hi,\n\nAttached is the screenshot you asked for. The error shows at step 3.",
+    ),
+    (
+        "reply-inline-interleaved.eml",
+        "Olá, respondo entre as linhas.\n\nVersão 4.2.1.\n\nSó com o usuário do financeiro.",
+    ),
+    (
+        "forward-gmail-en.eml",
+        "Please open a ticket for this customer, she called us too.",
+    ),
+    (
+        "forward-apple-mail-ptbr.eml",
+        "Segue a reclamação do cliente, pode abrir o chamado no nome dele?\n\nBeatriz",
+    ),
+    ("forward-attached-rfc822.eml", "Segue em anexo o e-mail do cliente pedindo a 2ª via."),
+]
+
+
+@pytest.mark.parametrize(("name", "expected"), EXACT, ids=[name for name, _ in EXACT])
+def test_fixture_stripped_exactly(name: str, expected: str) -> None:
+    assert strip_reply(fixture_text(name)) == expected
+
+
+# Whatever the client, none of our own outbound text may survive stripping.
+LONG_SENTENCE = (
+    "Enviado do meu computador do trabalho o arquivo que vocês pediram ontem à tarde, confiram"
+)
+
+OUR_TEXT = (
+    "Responda acima",
+    "Please type your reply",
+    "Ref: MAILD",
+    "Acme Sup",
+    "escreveu:",
+    "wrote:",
+)
+
+
+@pytest.mark.parametrize("path", sorted(MAIL.glob("reply-*.eml")), ids=lambda p: p.name)
+def test_no_history_survives(path: Path) -> None:
+    stripped = strip_reply(fixture_text(path.name))
+    assert stripped
+    for fragment in OUR_TEXT:
+        assert fragment not in stripped
+
+
+def test_forward_without_comment_keeps_the_whole_text() -> None:
+    text = fixture_text("forward-outlook-ptbr.eml")
+    stripped = strip_reply(text)
+    assert stripped == text.strip()
+    assert stripped.startswith("-----Mensagem encaminhada-----")
+    assert "Fui cobrado duas vezes" in stripped
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # our separator, both languages, everything below goes
+        ("Oi\n##- Responda acima desta linha -##\nnosso texto", "Oi"),
+        ("Hi\n\n##- Please type your reply above this line -##\nour text", "Hi"),
+        # attribution wrapped over two lines, quote follows after a blank line
+        ("Ok\n\nOn Mon, Mar 2, 2026 at 10:15 AM Acme <\nsupport@example.com> wrote:\n\n> x", "Ok"),
+        # attribution without quoting below (HTML converted to text): cut
+        ("Ok\n\nEm 02/03/2026 10:15, Acme escreveu:\nhistórico sem >", "Ok"),
+        # an attribution-like sentence with no date is text
+        (
+            "Em resumo, o cliente escreveu:\nque não funciona",
+            "Em resumo, o cliente escreveu:\nque não funciona",
+        ),
+        # Outlook header block variants
+        ("Ok\n\nFrom: A <a@example.com>\nSent: Monday\nTo: B\nSubject: x\n\nold", "Ok"),
+        ("Ok\n\n**De:** A\n**Data:** segunda\n**Para:** B\n**Assunto:** x\n\nold", "Ok"),
+        ("Ok\n\nDe: A\nEnviado: segunda\nPara: B\nCc: C,\n  D\nAssunto: x\n\nold", "Ok"),
+        # a single "De:" line is text, not a header block
+        ("De: 10 a 20 de março\nPara: todos", "De: 10 a 20 de março\nPara: todos"),
+        ("Ok\n-----Original Message-----\nold", "Ok"),
+        ("Ok\n-----Mensagem original-----\nold", "Ok"),
+        # signatures
+        ("Ok\n-- \nJoão\nEmpresa", "Ok"),
+        ("Ok\n\nSent from my iPhone", "Ok"),
+        ("Ok\n\nEnviado do meu iPhone", "Ok"),
+        ("Ok\n\nGet Outlook for Android", "Ok"),
+        ("Ok\n\nObter o Outlook para iOS<https://aka.example.com/o0ukef>", "Ok"),
+        # a sentence starting like a mobile signature but long is text
+        (LONG_SENTENCE, LONG_SENTENCE),
+        # indentation, lists and "Thanks," are kept
+        (
+            "Passos:\n- abrir\n- exportar\n\n    log: erro 42\n\nThanks, it still fails.",
+            "Passos:\n- abrir\n- exportar\n\n    log: erro 42\n\nThanks, it still fails.",
+        ),
+        # CRLF and blank-line runs
+        ("Oi\r\n\r\n\r\n\r\nTudo bem?\r\n> old\r\n", "Oi\n\nTudo bem?"),
+    ],
+)
+def test_rules(text: str, expected: str) -> None:
+    assert strip_reply(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "   \n\n",
+        "##- Responda acima desta linha -##\nnosso texto",
+        "Em seg., 2 de mar. de 2026 às 10:15, Acme <s@example.com> escreveu:\n> x\n> y",
+        "> only quoted\n> text",
+        "-- \nJoão Silva",
+        "Enviado do meu iPhone\n\n> Em 2 de mar. de 2026, Acme escreveu:\n> x",
+    ],
+)
+def test_nothing_written_is_empty(text: str) -> None:
+    assert strip_reply(text) == ""
