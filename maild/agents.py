@@ -28,6 +28,17 @@ def _resolve_assignee(c: _Ctx, value: str) -> str | None:
     return None
 
 
+def apply_agent_opening(c: _Ctx) -> Ticket:
+    """An agent wrote to a department address without a ticket reference.
+
+    A forward opens the ticket for the forwarded message's sender; anything
+    else opens it for the agent.
+    """
+    from maild.apply import create_ticket_for
+
+    return create_ticket_for(c, requester=c.msg.sender, requester_name=c.msg.sender_name)
+
+
 def apply_agent_message(c: _Ctx, ticket: Ticket) -> Ticket:
     from maild.apply import _save_entry, customer_recipients
 

@@ -146,9 +146,33 @@ def _attachments_ctx(c: _Ctx) -> dict[str, Any]:
             {"filename": a.filename, "size": len(a.payload)} for a in c.msg.accepted_attachments
         ],
         "refused_attachments": [
-            {"filename": a.filename, "reason": a.reason or ""} for a in c.msg.refused_attachments
+            {"filename": a.filename, "reason": refusal_reason(a.reason_code, a.reason, c.language)}
+            for a in c.msg.refused_attachments
         ],
     }
+
+
+REFUSAL_REASONS = {
+    "pt_BR": {
+        "extension_not_allowed": "tipo de arquivo não aceito",
+        "content_mismatch": "o conteúdo não corresponde à extensão do arquivo",
+        "too_large": "arquivo maior que o limite",
+        "empty": "arquivo vazio",
+        "bad_filename": "nome de arquivo inválido",
+    },
+    "en": {
+        "extension_not_allowed": "file type not accepted",
+        "content_mismatch": "the content does not match the file extension",
+        "too_large": "file larger than the limit",
+        "empty": "empty file",
+        "bad_filename": "invalid file name",
+    },
+}
+
+
+def refusal_reason(code: str | None, fallback: str | None, language: str) -> str:
+    """The reason a file was refused, in the mail's language."""
+    return REFUSAL_REASONS.get(language, {}).get(code or "", fallback or "refused")
 
 
 def customer_recipients(ticket: Ticket) -> tuple[str, tuple[str, ...]]:
@@ -218,6 +242,18 @@ def _sla(c: _Ctx) -> dict[str, Any]:
 
 def _created(c: _Ctx) -> Ticket | None:
     msg = c.msg
+    if msg.is_agent:
+        from maild.agents import apply_agent_opening
+
+        return apply_agent_opening(c)
+    return create_ticket_for(c, requester=msg.sender, requester_name=msg.sender_name)
+
+
+def create_ticket_for(
+    c: _Ctx, *, requester: str, requester_name: str, text: str | None = None
+) -> Ticket:
+    """Open a ticket for ``requester`` from the message in hand, confirm and notify."""
+    msg = c.msg
     dept = c.department()
     sla = _sla(c)
     from storage.models import to_storage
@@ -228,8 +264,8 @@ def _created(c: _Ctx) -> Ticket | None:
         subject=msg.parsed.subject.strip()[:500] or NO_SUBJECT[c.language],
         normalized_subject=msg.normalized_subject,
         department=dept.key,
-        requester=msg.sender,
-        requester_name=msg.sender_name,
+        requester=requester,
+        requester_name=requester_name,
         priority=msg.priority or "normal",
         language=c.language,
         first_response_due=to_storage(sla["due_at"]) if sla["due_at"] else None,
@@ -238,10 +274,16 @@ def _created(c: _Ctx) -> Ticket | None:
         ticket, "created", msg.sender, c.now, department=dept.key, priority=ticket.priority
     )
     own = c.settings.own_addresses
-    for address in msg.parsed.cc:
-        if address not in own and c.settings.agent(address) is None:
-            store.add_cc(ticket, address, msg.sender, c.now)
-    _save_entry(c, ticket, "customer")
+    if not msg.is_agent:
+        for address in msg.parsed.cc:
+            if address not in own and c.settings.agent(address) is None:
+                store.add_cc(ticket, address, msg.sender, c.now)
+    entry = _save_entry(c, ticket, "customer")
+    if text is not None:
+        entry.text = text
+        entry.author = requester
+        entry.author_name = requester_name
+        entry.save()
     requester, ccs = customer_recipients(ticket)
     c.mail(
         idem_key=c.idem("ack"),
@@ -479,7 +521,12 @@ def _duplicate_message(c: _Ctx) -> Ticket | None:
     return None
 
 
+def _quarantined(c: _Ctx) -> Ticket | None:
+    return None
+
+
 _HANDLERS = {
+    o.QUARANTINED: _quarantined,
     o.CREATED: _created,
     o.APPENDED: _appended,
     o.REOPENED: _reopened,

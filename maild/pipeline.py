@@ -427,9 +427,11 @@ def _process_in_transaction(
     inbound.attempts = inbound.attempts + 1
     if decision.outcome == o.RATE_LIMITED:
         inbound.state = INBOUND_HELD
+    elif decision.outcome == o.QUARANTINED:
+        inbound.state = INBOUND_QUARANTINED
     else:
         inbound.state = INBOUND_PROCESSED
-    if decision.outcome != o.DUPLICATE_MESSAGE:
+    if decision.outcome not in (o.DUPLICATE_MESSAGE, o.QUARANTINED):
         inbound.dedupe_key = dedupe_key(parsed.message_id, inbound.raw.sha256)
     inbound.save()
     if position is not None:

@@ -38,6 +38,15 @@ def detect_department(parsed: ParsedMessage, settings: Settings) -> tuple[str, i
     return settings.default_department.key, None
 
 
+def detect_sender(parsed: ParsedMessage) -> str:
+    """Who to answer: From, else Reply-To, else the envelope Return-Path."""
+    if parsed.from_addr:
+        return parsed.from_addr
+    if parsed.reply_to:
+        return parsed.reply_to[0]
+    return (parsed.return_path or "").lower()
+
+
 def detect_priority(parsed: ParsedMessage) -> str | None:
     importance = (parsed.header("importance") or "").strip().lower()
     priority = (parsed.header("priority") or "").strip().lower()
@@ -103,7 +112,7 @@ def classify(
     return Classified(
         parsed=parsed,
         department=department,
-        sender=parsed.from_addr,
+        sender=detect_sender(parsed),
         sender_name=parsed.from_name,
         is_agent=is_agent_sender(parsed, settings),
         token_number=extract_token(parsed.subject, prefix),
