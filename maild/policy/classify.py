@@ -117,7 +117,7 @@ def classify(
         is_agent=is_agent_sender(parsed, settings),
         token_number=extract_token(parsed.subject, prefix),
         plus_number=plus_number,
-        footer_number=extract_footer_ref(parsed.text) if parsed.text else None,
+        footer_number=extract_footer_ref(parsed.text, prefix) if parsed.text else None,
         reference_ids=refs,
         has_reply_prefix=has_reply_prefix(parsed.subject),
         normalized_subject=normalize_subject(parsed.subject, prefix),
