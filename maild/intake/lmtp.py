@@ -1,0 +1,110 @@
+"""The embedded LMTP/SMTP listener: bytes in from an MTA, raw stored first.
+
+RCPT is accepted only for department addresses (plus-addresses included);
+DATA is answered 250 only once the message is durably stored (451 when it
+cannot be, so the MTA keeps it and retries). LMTP gets one reply per recipient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from aiosmtpd.lmtp import LMTP
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from maild.app import App
+from maild.errors import StorageUnavailableError
+from maild.pipeline import IngestResult, ingest
+from parsers.subject import extract_plus_number
+
+log = structlog.get_logger("maild.lmtp")
+
+OK_250 = "250 2.0.0 OK: stored"
+ERR_451 = "451 4.3.0 Temporary failure: message not stored, try again later"
+ERR_550 = "550 5.1.1 No such mailbox here"
+ERR_554_EMPTY = "554 5.6.0 Empty message"
+
+
+class IntakeHandler:
+    """aiosmtpd handler: small hooks, the blocking work runs in a thread."""
+
+    def __init__(
+        self,
+        app: App,
+        on_ingested: Callable[[IngestResult], None] | None = None,
+        source: str = "lmtp",
+    ) -> None:
+        self.app = app
+        self.on_ingested = on_ingested
+        self.source = source
+        self.in_flight = 0
+
+    def _is_ours(self, address: str) -> bool:
+        address = address.lower()
+        settings = self.app.settings
+        if settings.department_for_address(address) is not None:
+            return True
+        plus = extract_plus_number(address)
+        return plus is not None and settings.department_for_address(plus[0]) is not None
+
+    async def handle_RCPT(  # noqa: N802 - aiosmtpd hook name
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if not self._is_ours(address):
+            return ERR_550
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(  # noqa: N802 - aiosmtpd hook name
+        self, server: SMTP, session: Session, envelope: Envelope
+    ) -> str:
+        raw = envelope.original_content or b""
+        count = max(1, len(envelope.rcpt_tos))
+        lmtp = isinstance(server, LMTP)
+        if not raw.strip():
+            return _per_recipient(ERR_554_EMPTY, count, lmtp)
+        # Keep the envelope recipient: a Bcc'd department is otherwise invisible.
+        delivered = "".join(f"Delivered-To: {rcpt}\r\n" for rcpt in envelope.rcpt_tos[:1])
+        data = delivered.encode() + raw
+        self.in_flight += 1
+        try:
+            result = await asyncio.to_thread(ingest, self.app, data, self.source)
+        except StorageUnavailableError as exc:
+            log.warning("lmtp.tempfail", error=str(exc))
+            return _per_recipient(ERR_451, count, lmtp)
+        finally:
+            self.in_flight -= 1
+        if self.on_ingested is not None:
+            self.on_ingested(result)
+        return _per_recipient(OK_250, count, lmtp)
+
+
+def _per_recipient(reply: str, count: int, lmtp: bool) -> str:
+    return "\r\n".join([reply] * count) if lmtp else reply
+
+
+async def start_listener(
+    app: App, on_ingested: Callable[[IngestResult], None] | None = None
+) -> tuple[asyncio.AbstractServer, IntakeHandler]:
+    """Bind the ``[listener]`` socket on the running loop."""
+    cfg = app.settings.listener
+    handler = IntakeHandler(app, on_ingested, source=cfg.protocol)
+    server_class: Any = LMTP if cfg.protocol == "lmtp" else SMTP
+    limit = app.settings.attachments.max_message_bytes * 2
+
+    def factory() -> SMTP:
+        return server_class(
+            handler,
+            hostname=app.settings.message_id_domain,
+            data_size_limit=limit,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+        )
+
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(factory, host=cfg.host, port=cfg.port)
+    log.info("listener.started", protocol=cfg.protocol, host=cfg.host, port=cfg.port)
+    return server, handler
