@@ -749,7 +749,8 @@ def parse_settings(
         if email and email in seen_addresses:
             r.error(f"{p}.email", f"{email!r} is a department address, not an agent's")
         seen_agents.add(email)
-        depts = _str_list(r, t, p, "departments", tuple(seen_keys))
+        # No list: every department, in file order (a set's order changes per run).
+        depts = _str_list(r, t, p, "departments", tuple(d.key for d in departments))
         for j, dep in enumerate(depts):
             if dep not in seen_keys:
                 known = ", ".join(sorted(seen_keys)) or "none"
