@@ -15,6 +15,7 @@ from maild.config import Department
 from maild.outbound import MailRequest, queue_mail
 from maild.policy import types as o
 from maild.policy.types import Classified, Decision
+from parsers.subject import strip_token
 from storage import tickets as store
 from storage.models import Inbound, Outbox, ThreadEntry, Ticket, TicketCC
 from storage.outbox import mark_bounced, start_cooldown
@@ -405,6 +406,9 @@ def _unauthorized(c: _Ctx) -> Ticket | None:
     ticket = c.ticket
     assert ticket is not None
     store.add_event(ticket, "unauthorized_attempt", c.msg.sender, c.now)
+    # Echo the sender's subject without the token: the notice must not even
+    # repeat the number of a ticket the sender has no part in.
+    subject = strip_token(c.msg.parsed.subject, c.settings.tickets.token_prefix)
     if c.can_auto_reply():
         c.mail(
             idem_key=c.idem("notice"),
@@ -413,7 +417,8 @@ def _unauthorized(c: _Ctx) -> Ticket | None:
             department=c.department(),
             ticket=None,
             link_entitled=False,
-            context={"original_subject": c.msg.parsed.subject},
+            subject=subject,
+            context={"original_subject": subject},
         )
     return None  # the record must not tie the stranger's message to the ticket
 
