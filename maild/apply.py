@@ -443,7 +443,14 @@ def _auto_reply(c: _Ctx) -> Ticket | None:
 
 def _bounce(c: _Ctx) -> Ticket | None:
     msg = c.msg
-    row = mark_bounced(msg.bounce_message_id) if msg.bounce_message_id else None
+    row = None
+    if msg.bounce_message_id:
+        # A delay notice means the remote MTA is still trying: note it on the
+        # ticket, but only a permanent failure marks our row bounced.
+        if msg.bounce_permanent:
+            row = mark_bounced(msg.bounce_message_id)
+        else:
+            row = Outbox.get_or_none(Outbox.message_id == msg.bounce_message_id)
     ticket = None
     if row is not None and row.ticket_id:
         ticket = Ticket.get_by_id(row.ticket_id)
