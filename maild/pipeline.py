@@ -139,18 +139,34 @@ def ingest(
 
 
 def dry_run(app: App, raw: bytes, source: str = "ingest") -> IngestResult:
-    """What would happen to ``raw``: processed in a transaction that is rolled back."""
+    """What would happen to ``raw``: processed in a transaction that is rolled back.
+
+    The raw row carries the digest ``store_inbound`` would give it (reusing the
+    stored row when there is one), so a message without Message-ID that was
+    already ingested is reported as ``duplicate_message`` here too. Nothing is
+    written to the raw or attachment stores.
+    """
     now = app.clock.now()
-    with _transaction(app) as txn:
-        raw_row = RawMessage.create(
-            sha256=sha256_hex(raw) + "-dry",
-            size=len(raw),
-            headers_only=len(raw) > app.settings.attachments.max_message_bytes,
-            created_at=to_storage(now),
-        )
-        inbound = Inbound.create(raw=raw_row, source=source, received_at=to_storage(now))
-        result = _process_in_transaction(app, inbound, raw, None, now, store_files=False)
-        txn.rollback()
+    headers_only = len(raw) > app.settings.attachments.max_message_bytes
+    digest = sha256_hex(split_headers(raw) if headers_only else raw)
+    try:
+        with _transaction(app) as txn:
+            raw_row = RawMessage.get_or_none(RawMessage.sha256 == digest)
+            if raw_row is None:
+                raw_row = RawMessage.create(
+                    sha256=digest,
+                    size=len(raw),
+                    headers_only=headers_only,
+                    created_at=to_storage(now),
+                )
+            inbound = Inbound.create(raw=raw_row, source=source, received_at=to_storage(now))
+            result = _process_in_transaction(app, inbound, raw, None, now, store_files=False)
+            txn.rollback()
+    except pw.OperationalError as exc:
+        raise StorageUnavailableError(f"database: {exc}") from exc
+    except Exception as exc:  # the per-message boundary, as in process_inbound
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return IngestResult(outcome=o.QUARANTINED, ticket=None, message_id=None, detail=detail)
     return result
 
 
