@@ -781,3 +781,20 @@ def test_client_replies_thread_by_token_and_are_stripped(app, fixture):
     assert entry.text.strip()
     assert len(entry.text) < len(entry.full_text)  # quoted history cut, whole kept
     assert not any(line.startswith(">") for line in entry.text.splitlines())
+
+
+def test_dry_run_on_any_database(app_any_db):
+    from maild.pipeline import dry_run
+
+    app = app_any_db
+    seen = read_fixture("no-message-id.eml")
+    ingest(app, seen)
+    before, inbound = counts(), Inbound.select().count()
+
+    fresh = dry_run(app, mail(attachments=[("tela.png", "image/png", PNG)]))
+    again = dry_run(app, seen)
+
+    assert fresh.outcome == o.CREATED and fresh.ticket is not None
+    assert again.outcome == o.DUPLICATE_MESSAGE
+    assert counts() == before and Inbound.select().count() == inbound
+    assert not (app.settings.daemon.data_dir / "attachments").exists()
