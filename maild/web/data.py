@@ -1,0 +1,391 @@
+"""Database units of work behind the ticket page, each run in a worker thread.
+
+peewee is synchronous and its connections are per thread, so every function
+here is called through ``run_db``: one worker thread, one
+``connection_context()``, one unit of work. They return plain frozen data, never
+lazy models, so rendering in the event loop never touches the database.
+
+Customer-visible thread: ``customer`` and ``agent`` entries. Internal notes are
+never shown; system entries are hidden too, because they are written for agents
+(delivery reports, ignored auto-replies) and may name other addresses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import peewee as pw
+
+from maild.app import App
+from maild.apply import refusal_reason
+from maild.config import Department
+from maild.outbound import MailRequest, queue_mail
+from maild.pipeline import IngestResult, ingest
+from maild.render import PRIORITY_LABELS, STATUS_LABELS
+from maild.web.access import key_matches, parse_number, plausible_key
+from maild.web.links import RATING_STARS, page_path
+from maild.web.reply import SOURCE, build_reply
+from parsers.subject import format_token
+from storage import tickets as store
+from storage.models import Attachment, RefusedAttachment, ThreadEntry, Ticket, aware
+from storage.queries import thread
+
+T = TypeVar("T")
+
+VISIBLE_KINDS: tuple[str, ...] = ("customer", "agent")
+DONE_STATUSES: tuple[str, ...] = ("resolved", "closed")
+MAX_RATING_COMMENT = 2000
+
+# Reply form modes: what a reply from the page does (mirrors the followup rule).
+REPLY_APPEND = "append"
+REPLY_REOPEN = "reopen"
+REPLY_NEW_TICKET = "new_ticket"
+
+# Close and rating tell the agents with ``agent_notification``; the close has no
+# event of its own in that template, so it says what happened in ``message_text``.
+CLOSED_TEXT = {
+    "pt_BR": "O cliente encerrou o chamado pela página do chamado.",
+    "en": "The customer closed the ticket on the ticket page.",
+}
+
+
+@dataclass(frozen=True)
+class AttachmentView:
+    id: int
+    filename: str
+    content_type: str
+    size: int
+    url: str
+
+
+@dataclass(frozen=True)
+class RefusedView:
+    filename: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class EntryView:
+    id: int
+    kind: str
+    author: str
+    created_at: datetime
+    text: str
+    full_text: str
+    attachments: tuple[AttachmentView, ...]
+    refused: tuple[RefusedView, ...]
+
+    @property
+    def shows_full(self) -> bool:
+        """Whether the whole message adds anything to the stripped text."""
+        return bool(self.full_text.strip()) and self.full_text.strip() != self.text.strip()
+
+
+@dataclass(frozen=True)
+class PageView:
+    number: int
+    key: str
+    path: str
+    token: str
+    subject: str
+    status: str
+    status_label: str
+    priority: str
+    priority_label: str
+    department: str
+    department_address: str
+    created_at: datetime
+    updated_at: datetime
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    rating: int | None
+    rating_comment: str
+    entries: tuple[EntryView, ...]
+    reply_mode: str | None  # None: replies are refused; the page offers a new ticket
+    can_close: bool
+    can_rate: bool
+
+
+@dataclass(frozen=True)
+class FileData:
+    filename: str
+    content_type: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class ReplyOutcome:
+    result: IngestResult
+    path: str  # the page to go back to (a new ticket's page when the reply opened one)
+
+
+async def run_db(app: App, fn: Callable[..., T], *args: Any) -> T:
+    """Run ``fn(app, *args)`` in a worker thread with its own connection."""
+
+    def unit() -> T:
+        with app.db.connection_context():
+            return fn(app, *args)
+
+    return await asyncio.to_thread(unit)
+
+
+def _write_transaction(app: App) -> Any:
+    """A write transaction; on SQLite taken up front so concurrent writers queue."""
+    if isinstance(app.db, pw.SqliteDatabase):
+        return app.db.atomic("IMMEDIATE")
+    return app.db.atomic()
+
+
+def find_ticket(number_text: str, key: str) -> Ticket | None:
+    """The ticket the link names, or None for a wrong number or key alike."""
+    number = parse_number(number_text)
+    if number is None or not plausible_key(key):
+        return None
+    ticket = Ticket.get_or_none(Ticket.number == number)
+    if not key_matches(key, ticket.access_key if ticket is not None else None):
+        return None
+    return ticket
+
+
+def _department(app: App, ticket: Ticket) -> Department:
+    return app.settings.department(ticket.department) or app.settings.default_department
+
+
+def reply_mode(status: str, followup_policy: str) -> str | None:
+    """What a customer reply does on a ticket in ``status`` (SPEC §3 follow-ups)."""
+    if status == "closed":
+        return None
+    if status == "resolved":
+        return {"reopen": REPLY_REOPEN, "new_ticket": REPLY_NEW_TICKET}.get(followup_policy)
+    return REPLY_APPEND
+
+
+def _author(app: App, entry: ThreadEntry, department: Department) -> str:
+    if entry.kind == "agent":
+        agent = app.settings.agent(entry.author) if entry.author else None
+        return entry.author_name or (agent.name if agent else "") or department.name
+    return entry.author_name or entry.author
+
+
+def _entry_view(app: App, ticket: Ticket, entry: ThreadEntry, department: Department) -> EntryView:
+    language = app.settings.daemon.language
+    attachments = tuple(
+        AttachmentView(
+            id=a.id,
+            filename=a.filename,
+            content_type=a.content_type,
+            size=a.size,
+            url=f"{page_path(ticket)}/a/{a.id}/{_url_name(a.filename)}",
+        )
+        for a in Attachment.select().where(Attachment.entry == entry).order_by(Attachment.id)
+    )
+    refused = tuple(
+        RefusedView(r.filename, refusal_reason(r.reason_code, r.reason, language))
+        for r in RefusedAttachment.select()
+        .where(RefusedAttachment.entry == entry)
+        .order_by(RefusedAttachment.id)
+    )
+    return EntryView(
+        id=entry.id,
+        kind=entry.kind,
+        author=_author(app, entry, department),
+        created_at=aware(entry.created_at),  # type: ignore[arg-type]
+        text=entry.text,
+        full_text=entry.full_text,
+        attachments=attachments,
+        refused=refused,
+    )
+
+
+def _url_name(filename: str) -> str:
+    from urllib.parse import quote
+
+    return quote(filename, safe="") or "file"
+
+
+def load_page(app: App, number_text: str, key: str) -> PageView | None:
+    ticket = find_ticket(number_text, key)
+    if ticket is None:
+        return None
+    settings = app.settings
+    language = settings.daemon.language
+    department = _department(app, ticket)
+    entries = tuple(
+        _entry_view(app, ticket, entry, department)
+        for entry in thread(ticket, include_notes=False)
+        if entry.kind in VISIBLE_KINDS
+    )
+    return PageView(
+        number=ticket.number,
+        key=ticket.access_key,
+        path=page_path(ticket),
+        token=format_token(ticket.number, settings.tickets.token_prefix),
+        subject=ticket.subject,
+        status=ticket.status,
+        status_label=STATUS_LABELS[language].get(ticket.status, ticket.status),
+        priority=ticket.priority,
+        priority_label=PRIORITY_LABELS[language].get(ticket.priority, ticket.priority),
+        department=department.name,
+        department_address=department.addresses[0],
+        created_at=aware(ticket.created_at),  # type: ignore[arg-type]
+        updated_at=aware(ticket.updated_at),  # type: ignore[arg-type]
+        resolved_at=aware(ticket.resolved_at),
+        closed_at=aware(ticket.closed_at),
+        rating=ticket.rating,
+        rating_comment=ticket.rating_comment or "",
+        entries=entries,
+        reply_mode=reply_mode(ticket.status, department.followup_on_resolved),
+        can_close=ticket.status not in DONE_STATUSES,
+        can_rate=ticket.status in DONE_STATUSES,
+    )
+
+
+def load_attachment(app: App, number_text: str, key: str, attachment_text: str) -> FileData | None:
+    """A file of a customer-visible entry of the linked ticket, or None."""
+    ticket = find_ticket(number_text, key)
+    attachment_id = parse_number(attachment_text)
+    if ticket is None or attachment_id is None:
+        return None
+    row = (
+        Attachment.select(Attachment, ThreadEntry)
+        .join(ThreadEntry)
+        .where(
+            (Attachment.id == attachment_id)
+            & (ThreadEntry.ticket == ticket)
+            & (ThreadEntry.kind.in_(VISIBLE_KINDS))
+        )
+        .first()
+    )
+    if row is None:
+        return None
+    try:
+        content = app.attachment_store.get(row.sha256)
+    except OSError:
+        return None
+    return FileData(row.filename, row.content_type, content)
+
+
+def post_reply(app: App, number_text: str, key: str, text: str) -> ReplyOutcome | None:
+    """Send the page's reply through the inbound pipeline, as an emailed reply would go."""
+    ticket = find_ticket(number_text, key)
+    if ticket is None:
+        return None
+    settings = app.settings
+    raw = build_reply(
+        requester=ticket.requester,
+        requester_name=ticket.requester_name,
+        department_address=_department(app, ticket).addresses[0],
+        number=ticket.number,
+        subject=ticket.subject,
+        token_prefix=settings.tickets.token_prefix,
+        text=text,
+        message_id_domain=settings.message_id_domain,
+        now=app.clock.now(),
+    )
+    result = ingest(app, raw, source=SOURCE)
+    path = page_path(ticket)
+    if result.ticket is not None and result.ticket != ticket.number:
+        other = Ticket.get_or_none(Ticket.number == result.ticket)
+        if other is not None and other.requester == ticket.requester:
+            path = page_path(other)
+    return ReplyOutcome(result, path)
+
+
+def _notify_agents(app: App, ticket: Ticket, event_id: int, event: str, **context: Any) -> None:
+    settings = app.settings
+    if ticket.assignee:
+        to: tuple[str, ...] = (ticket.assignee,)
+    else:
+        to = tuple(a.email for a in settings.agents_of(ticket.department))
+    to = tuple(a for a in to if a != ticket.requester)
+    if not to:
+        return
+    full_context: dict[str, Any] = {
+        "event": event,
+        "customer_name": ticket.requester_name,
+        "customer_email": ticket.requester,
+        "message_text": "",
+        "attachments": [],
+        "refused_attachments": [],
+        "commands_help": False,
+        "rating": None,
+        "rating_comment": "",
+        **context,
+    }
+    queue_mail(
+        settings,
+        app.renderer,
+        MailRequest(
+            idem_key=f"web-{event}:{ticket.id}:{event_id}",
+            template="agent_notification",
+            to=to,
+            department=_department(app, ticket),
+            ticket=ticket,
+            subject=ticket.subject,
+            context=full_context,
+            automatic=True,
+            capped=False,
+        ),
+        app.clock.now(),
+    )
+
+
+def close_ticket(app: App, number_text: str, key: str) -> str | None:
+    """The customer closes the ticket (status ``resolved``); agents are told.
+
+    Returns a flash code, or None when the link names no ticket.
+    """
+    now = app.clock.now()
+    with _write_transaction(app):
+        ticket = find_ticket(number_text, key)
+        if ticket is None:
+            return None
+        if ticket.status in DONE_STATUSES:
+            return "already_closed"
+        store.set_status(ticket, "resolved", ticket.requester, now)
+        store.touch(ticket, now)
+        event = store.add_event(ticket, "closed_by_customer", ticket.requester, now, via=SOURCE)
+        language = app.settings.daemon.language
+        _notify_agents(app, ticket, event.id, "closed", message_text=CLOSED_TEXT[language])
+    return "closed"
+
+
+def parse_stars(text: str) -> int | None:
+    number = parse_number(text.strip())
+    return number if number in RATING_STARS else None
+
+
+def rate_ticket(app: App, number_text: str, key: str, stars_text: str, comment: str) -> str | None:
+    """Record the customer's 1–5 rating of a resolved ticket; agents are told.
+
+    Returns a flash code, or None when the link names no ticket. A new rating
+    replaces the earlier one; each is an event.
+    """
+    now = app.clock.now()
+    stars = parse_stars(stars_text)
+    comment = comment.strip()[:MAX_RATING_COMMENT]
+    with _write_transaction(app):
+        ticket = find_ticket(number_text, key)
+        if ticket is None:
+            return None
+        if ticket.status not in DONE_STATUSES:
+            return "rate_not_allowed"
+        if stars is None:
+            return "rate_invalid"
+        ticket.rating = stars
+        ticket.rating_comment = comment or None
+        store.touch(ticket, now)
+        event = store.add_event(
+            ticket, "rated", ticket.requester, now, rating=stars, comment=comment, via=SOURCE
+        )
+        _notify_agents(app, ticket, event.id, "rating", rating=stars, rating_comment=comment)
+    return "rated"
+
+
+def ping(app: App) -> None:
+    """Raise unless the database answers ``SELECT 1``."""
+    app.db.execute_sql("SELECT 1").fetchone()

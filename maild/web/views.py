@@ -1,0 +1,272 @@
+"""aiohttp handlers of the quick-access pages: thin glue between requests and ``data``.
+
+Each handler checks what the request carries, runs one unit of work from
+``maild.web.data`` in a worker thread and renders or redirects. A wrong number
+and a wrong key give the very same 404 response; POSTs need the page's form
+token and a same-site request, else 403; GET never changes anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+import jinja2
+import structlog
+from aiohttp import web
+
+from maild.app import App
+from maild.errors import StorageUnavailableError
+from maild.render import format_filesize
+from maild.web import data
+from maild.web.access import (
+    DOWNLOAD_CSP,
+    FormTokens,
+    content_disposition,
+    cross_site,
+    parse_number,
+    safe_content_type,
+)
+from maild.web.reply import MAX_REPLY_CHARS
+
+log = structlog.get_logger("maild.web")
+
+HEALTH_TIMEOUT_SECONDS = 5.0
+# Outcomes and action results the page explains after a redirect (``?m=``).
+FLASH_CODES = frozenset(
+    {
+        "appended",
+        "reopened",
+        "created",
+        "followup_rejected",
+        "rate_limited",
+        "quarantined",
+        "duplicate_message",
+        "unauthorized",
+        "empty_rejected",
+        "too_large",
+        "reply_empty",
+        "reply_too_long",
+        "unavailable",
+        "closed",
+        "already_closed",
+        "rated",
+        "rate_not_allowed",
+        "rate_invalid",
+        "processed",
+    }
+)
+FLASH_ERRORS = frozenset(
+    {
+        "followup_rejected",
+        "rate_limited",
+        "quarantined",
+        "unauthorized",
+        "empty_rejected",
+        "too_large",
+        "reply_empty",
+        "reply_too_long",
+        "unavailable",
+        "rate_not_allowed",
+        "rate_invalid",
+    }
+)
+DATE_FORMATS = {"pt_BR": "%d/%m/%Y %H:%M", "en": "%Y-%m-%d %H:%M"}
+
+
+@dataclass(frozen=True)
+class WebState:
+    """What every handler needs, kept on the aiohttp application."""
+
+    app: App
+    env: jinja2.Environment
+    tokens: FormTokens
+    not_found_body: bytes
+
+
+STATE: web.AppKey[WebState] = web.AppKey("maild_web", WebState)
+
+
+def make_environment(templates_dir: Any, language: str, tz: ZoneInfo) -> jinja2.Environment:
+    """Jinja2 for the pages: autoescape on everything, undefined names are errors."""
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(templates_dir / language)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+    def when(value: datetime | None) -> str:
+        if value is None:
+            return ""
+        return value.astimezone(tz).strftime(DATE_FORMATS.get(language, DATE_FORMATS["en"]))
+
+    def iso(value: datetime | None) -> str:
+        return value.astimezone(tz).isoformat() if value is not None else ""
+
+    env.filters["when"] = when
+    env.filters["iso"] = iso
+    env.filters["filesize"] = lambda size: format_filesize(int(size), language)
+    return env
+
+
+def new_state(app: App, templates_dir: Any, secret: bytes | None = None) -> WebState:
+    env = make_environment(templates_dir, app.settings.daemon.language, app.tz)
+    body = env.get_template("not_found.html.j2").render(instance=app.settings.daemon.instance)
+    return WebState(
+        app=app,
+        env=env,
+        tokens=FormTokens(secret or secrets.token_bytes(32)),
+        not_found_body=body.encode("utf-8"),
+    )
+
+
+def _state(request: web.Request) -> WebState:
+    return request.app[STATE]
+
+
+def not_found(state: WebState) -> web.Response:
+    """The one 404 response: same body and headers whatever was wrong."""
+    return web.Response(
+        body=state.not_found_body, status=404, content_type="text/html", charset="utf-8"
+    )
+
+
+def _html(state: WebState, template: str, status: int = 200, **context: Any) -> web.Response:
+    context.setdefault("instance", state.app.settings.daemon.instance)
+    text = state.env.get_template(template).render(**context)
+    return web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
+
+
+def _forbidden(state: WebState) -> web.Response:
+    return _html(state, "forbidden.html.j2", status=403)
+
+
+def _redirect(path: str, code: str) -> web.HTTPSeeOther:
+    return web.HTTPSeeOther(f"{path}?{urlencode({'m': code})}")
+
+
+async def ticket_page(request: web.Request) -> web.Response:
+    state = _state(request)
+    number, key = request.match_info["number"], request.match_info["key"]
+    page = await data.run_db(state.app, data.load_page, number, key)
+    if page is None:
+        return not_found(state)
+    flash = request.query.get("m", "")
+    flash = flash if flash in FLASH_CODES else ""
+    preselect = data.parse_stars(request.query.get("rate", "")) or page.rating
+    return _html(
+        state,
+        "ticket.html.j2",
+        page=page,
+        form_token=state.tokens.issue(page.number, page.key),
+        flash=flash,
+        flash_is_error=flash in FLASH_ERRORS,
+        preselect=preselect,
+        max_reply=MAX_REPLY_CHARS,
+        max_comment=data.MAX_RATING_COMMENT,
+    )
+
+
+async def _checked_form(request: web.Request) -> tuple[WebState, dict[str, str]] | web.Response:
+    """The POSTed form, or a 403 when it is cross-site or lacks this page's token."""
+    state = _state(request)
+    if cross_site(request.headers, request.host, state.app.settings.daemon.base_url):
+        log.info("web.post_refused", reason="cross_site")
+        return _forbidden(state)
+    form = await request.post()
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    number = parse_number(request.match_info["number"])
+    token = fields.get("token", "")
+    if number is None or not state.tokens.check(token, number, request.match_info["key"]):
+        log.info("web.post_refused", reason="form_token")
+        return _forbidden(state)
+    return state, fields
+
+
+async def reply(request: web.Request) -> web.StreamResponse:
+    checked = await _checked_form(request)
+    if isinstance(checked, web.Response):
+        return checked
+    state, fields = checked
+    number, key = request.match_info["number"], request.match_info["key"]
+    text = fields.get("text", "")
+    back = f"/t/{number}/{key}"
+    if not text.strip():
+        raise _redirect(back, "reply_empty")
+    if len(text) > MAX_REPLY_CHARS:
+        raise _redirect(back, "reply_too_long")
+    try:
+        outcome = await data.run_db(state.app, data.post_reply, number, key, text)
+    except StorageUnavailableError as exc:
+        log.error("web.reply_failed", ticket=parse_number(number), error=str(exc))
+        raise _redirect(back, "unavailable") from None
+    if outcome is None:
+        return not_found(state)
+    code = outcome.result.outcome
+    log.info("web.reply", ticket=outcome.result.ticket, outcome=code)
+    raise _redirect(outcome.path, code if code in FLASH_CODES else "processed")
+
+
+async def close(request: web.Request) -> web.StreamResponse:
+    checked = await _checked_form(request)
+    if isinstance(checked, web.Response):
+        return checked
+    state, _fields = checked
+    number, key = request.match_info["number"], request.match_info["key"]
+    code = await data.run_db(state.app, data.close_ticket, number, key)
+    if code is None:
+        return not_found(state)
+    log.info("web.close", ticket=parse_number(number), result=code)
+    raise _redirect(f"/t/{number}/{key}", code)
+
+
+async def rate(request: web.Request) -> web.StreamResponse:
+    checked = await _checked_form(request)
+    if isinstance(checked, web.Response):
+        return checked
+    state, fields = checked
+    number, key = request.match_info["number"], request.match_info["key"]
+    code = await data.run_db(
+        state.app,
+        data.rate_ticket,
+        number,
+        key,
+        fields.get("stars", ""),
+        fields.get("comment", ""),
+    )
+    if code is None:
+        return not_found(state)
+    log.info("web.rate", ticket=parse_number(number), result=code)
+    raise _redirect(f"/t/{number}/{key}", code)
+
+
+async def download(request: web.Request) -> web.Response:
+    state = _state(request)
+    info = request.match_info
+    found = await data.run_db(
+        state.app, data.load_attachment, info["number"], info["key"], info["attachment_id"]
+    )
+    if found is None:
+        return not_found(state)
+    response = web.Response(body=found.content)
+    response.headers["Content-Type"] = safe_content_type(found.content_type)
+    response.headers["Content-Disposition"] = content_disposition(found.filename)
+    response.headers["Content-Security-Policy"] = DOWNLOAD_CSP
+    return response
+
+
+async def healthz(request: web.Request) -> web.Response:
+    state = _state(request)
+    try:
+        await asyncio.wait_for(data.run_db(state.app, data.ping), HEALTH_TIMEOUT_SECONDS)
+    except Exception as exc:  # any failure at all means "not healthy"; say so, never crash
+        log.warning("web.health_failed", error=f"{type(exc).__name__}: {exc}")
+        return web.json_response({"status": "unavailable"}, status=503)
+    return web.json_response({"status": "ok"})
