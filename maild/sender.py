@@ -3,15 +3,23 @@
 Transports are small: SMTP (``tls`` / ``starttls`` / ``none``, optional AUTH) or
 the Maildir ``data_dir/outbox/`` when there is no ``[smtp]`` table. A 4xx answer
 or a connection problem defers the row with backoff (SPEC §4); a 5xx answer
-fails it for good, with a system note on its ticket. TLS failures never fall
-back to plaintext.
+fails it for good, with a system note on its ticket. A failure before the
+message is offered (connection, TLS, EHLO, AUTH) says nothing about the message
+and always defers. TLS failures never fall back to plaintext.
+
+A row whose previous delivery was interrupted (the sender died between handing
+it over and recording the answer) is failed with a note instead of being sent
+again: it may already have been delivered (see ``storage.outbox``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import mailbox
+import os
+import secrets
 import smtplib
+import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,9 +94,15 @@ class SmtpTransport:
         return conn
 
     def deliver(self, mail_from: str, recipients: list[str], raw: bytes) -> DeliveryResult:
-        try:
-            if self.conn is None:
+        if self.conn is None:
+            try:
                 self.conn = self._connect()
+            except (TimeoutError, smtplib.SMTPException, OSError, ssl.SSLError) as exc:
+                # Greeting, TLS, EHLO or AUTH trouble is about us or the server, never
+                # about this message: even a 5xx here (535 bad credentials) defers.
+                self.close()
+                return DeliveryResult(False, False, f"connect: {_error_text(exc)}")
+        try:
             refused = self.conn.sendmail(mail_from, recipients, raw)
         except smtplib.SMTPRecipientsRefused as exc:
             self.close()
@@ -101,7 +115,7 @@ class SmtpTransport:
             return DeliveryResult(False, 500 <= exc.smtp_code < 600, detail)
         except (TimeoutError, smtplib.SMTPException, OSError, ssl.SSLError) as exc:
             self.close()
-            return DeliveryResult(False, False, f"{type(exc).__name__}: {exc}")
+            return DeliveryResult(False, False, _error_text(exc))
         if refused:
             # Some recipients refused, others accepted: the message went out; note it.
             return DeliveryResult(True, False, f"partly refused: {_describe(refused)}")
@@ -114,12 +128,30 @@ class SmtpTransport:
             self.conn = None
 
 
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"{exc.smtp_code} {_text(exc.smtp_error)}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 def _text(value: bytes | str) -> str:
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
 
 
 def _describe(refused: dict[str, tuple[int, bytes]]) -> str:
     return "; ".join(f"{rcpt}: {code} {_text(msg)}" for rcpt, (code, msg) in refused.items())
+
+
+INTERRUPTED_DETAIL = (
+    "delivery interrupted: the sender stopped while handing this message over, "
+    "so it may have been delivered; not sent again automatically "
+    "(`maild outbox retry ID` sends it again)"
+)
+
+
+def default_owner() -> str:
+    """A claim owner unique to this sender: host, process and a random part."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
 def make_transport(app: App) -> Transport:
@@ -131,18 +163,27 @@ def make_transport(app: App) -> Transport:
 class OutboxSender:
     """Drains due outbox rows. ``run_once`` is one pass; the daemon loops it."""
 
-    def __init__(self, app: App, transport: Transport, owner: str = "sender") -> None:
+    def __init__(self, app: App, transport: Transport, owner: str | None = None) -> None:
         self.app = app
         self.transport = transport
-        self.owner = owner
+        # Claims are per owner: two senders must never share a name, or one could
+        # take over (and send) rows the other is still working on.
+        self.owner = owner or default_owner()
         self._outage_logged = False
 
     def run_once(self, limit: int = 50) -> int:
-        """Send what is due now; return how many rows were attempted."""
+        """Send what is due now; return how many rows were claimed."""
         rows = ob.claim_due(self.owner, self.app.clock.now(), limit)
-        for row in rows:
-            self._send(row)
-        self.transport.close()
+        try:
+            for row in rows:
+                if ob.in_doubt(row):
+                    self._interrupted(row)
+                elif ob.begin_attempt(row, self.owner, self.app.clock.now()):
+                    self._send(row)
+                else:
+                    log.warning("outbox.claim_lost", outbox_id=row.id, owner=self.owner)
+        finally:
+            self.transport.close()
         return len(rows)
 
     def drain(self, max_rounds: int = 100) -> int:
@@ -154,8 +195,15 @@ class OutboxSender:
                 break
         return total
 
+    def _interrupted(self, row: Outbox) -> None:
+        """Fail a row whose last delivery never reported back: it may have gone out."""
+        self._record(row, DeliveryResult(False, True, INTERRUPTED_DETAIL))
+
     def _send(self, row: Outbox) -> None:
         result = self.transport.deliver(row.mail_from, list(row.recipients), bytes(row.raw))
+        self._record(row, result)
+
+    def _record(self, row: Outbox, result: DeliveryResult) -> None:
         now = self.app.clock.now()
         with self.app.db.atomic():
             if result.ok:
@@ -172,7 +220,8 @@ class OutboxSender:
                     ticket,
                     kind="system",
                     now=now,
-                    text=f"Mail to {', '.join(row.recipients)} failed: {result.detail}",
+                    text=f"Mail to {', '.join(row.recipients)} failed (outbox {row.id}): "
+                    f"{result.detail}",
                 )
                 store.add_event(
                     ticket, "delivery_failed", "system", now, outbox=row.id, error=result.detail

@@ -3,6 +3,16 @@
 Rows are added inside the caller's transaction (with the ticket change that
 caused them). Senders claim due rows atomically -- ``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL, a write transaction on SQLite -- so two senders never take one row.
+
+Right before handing a row to the transport the sender renews its claim and
+commits a ``sending`` attempt (``begin_attempt``); the result replaces it. A row
+found with a ``sending`` attempt left over was being delivered when its sender
+died: it may have reached the server, so it is not sent again automatically
+(``in_doubt``) -- the sender fails it with a note and ``maild outbox retry ID``
+sends it again. Sending nothing twice wins over retrying blindly (SPEC §2.3).
+
+Addresses in the per-recipient cap and the bounce cool-down are compared
+lowercased.
 """
 
 from __future__ import annotations
@@ -32,6 +42,12 @@ BACKOFF_MINUTES = (1, 5, 15, 60)
 GIVE_UP_AFTER = timedelta(hours=24)
 CLAIM_LEASE = timedelta(minutes=5)
 BOUNCE_COOLDOWN = timedelta(hours=24)
+
+# OutboxAttempt.result values.
+ATTEMPT_SENDING = "sending"  # committed before delivery; replaced by the outcome
+ATTEMPT_SENT = "sent"
+ATTEMPT_DEFERRED = "deferred"
+ATTEMPT_FAILED = "failed"
 
 
 class OutboxError(LookupError):
@@ -84,7 +100,7 @@ def allowed_automatic_recipients(
     stamp = to_storage(now)
     since = to_storage(now - timedelta(hours=1))
     allowed, suppressed = [], []
-    for address in addresses:
+    for address in dict.fromkeys(a.strip().lower() for a in addresses if a.strip()):
         cooling = AddressCooldown.select().where(
             (AddressCooldown.address == address) & (AddressCooldown.until > stamp)
         )
@@ -102,6 +118,8 @@ def allowed_automatic_recipients(
 
 
 def start_cooldown(address: str, now: datetime, reason: str) -> None:
+    """No automatic mail to ``address`` for ``BOUNCE_COOLDOWN`` from ``now``."""
+    address = address.strip().lower()
     until = to_storage(now + BOUNCE_COOLDOWN)
     row = AddressCooldown.get_or_none(AddressCooldown.address == address)
     if row is None:
@@ -150,6 +168,48 @@ def claim_due(owner: str, now: datetime, limit: int = 20) -> list[Outbox]:
     return rows
 
 
+def begin_attempt(row: Outbox, owner: str, now: datetime) -> bool:
+    """Renew ``owner``'s claim on ``row`` and mark it as being delivered; commits.
+
+    False when the row is no longer ``owner``'s to send (its lease ran out and
+    another sender took it, or it left ``pending``): the caller must skip it.
+    """
+    db = Outbox._meta.database
+    with db.atomic():
+        taken = (
+            Outbox.update(claimed_until=to_storage(now + CLAIM_LEASE))
+            .where(
+                (Outbox.id == row.id)
+                & (Outbox.status == OUTBOX_PENDING)
+                & (Outbox.claimed_by == owner)
+            )
+            .execute()
+        )
+        if taken:
+            OutboxAttempt.create(outbox=row.id, at=to_storage(now), result=ATTEMPT_SENDING)
+    return bool(taken)
+
+
+def in_doubt(row: Outbox) -> bool:
+    """True when a delivery of ``row`` began and its outcome was never recorded."""
+    return (
+        OutboxAttempt.select()
+        .where((OutboxAttempt.outbox == row.id) & (OutboxAttempt.result == ATTEMPT_SENDING))
+        .exists()
+    )
+
+
+def _finish_attempt(row: Outbox, stamp: datetime, result: str, detail: str) -> None:
+    """Turn the pending ``sending`` attempt into ``result`` (or log a new attempt)."""
+    updated = (
+        OutboxAttempt.update(at=stamp, result=result, detail=detail[:500])
+        .where((OutboxAttempt.outbox == row.id) & (OutboxAttempt.result == ATTEMPT_SENDING))
+        .execute()
+    )
+    if not updated:
+        OutboxAttempt.create(outbox=row.id, at=stamp, result=result, detail=detail[:500])
+
+
 def record_sent(row: Outbox, now: datetime, detail: str = "") -> None:
     stamp = to_storage(now)
     Outbox.update(
@@ -160,7 +220,7 @@ def record_sent(row: Outbox, now: datetime, detail: str = "") -> None:
         claimed_until=None,
         last_error=None,
     ).where(Outbox.id == row.id).execute()
-    OutboxAttempt.create(outbox=row.id, at=stamp, result="sent", detail=detail[:500])
+    _finish_attempt(row, stamp, ATTEMPT_SENT, detail)
 
 
 def record_failure(row: Outbox, now: datetime, error: str, *, permanent: bool) -> str:
@@ -179,18 +239,19 @@ def record_failure(row: Outbox, now: datetime, error: str, *, permanent: bool) -
         claimed_by=None,
         claimed_until=None,
     ).where(Outbox.id == row.id).execute()
-    OutboxAttempt.create(
-        outbox=row.id, at=stamp, result="failed" if give_up else "deferred", detail=error[:500]
-    )
+    _finish_attempt(row, stamp, ATTEMPT_FAILED if give_up else ATTEMPT_DEFERRED, error)
     row.status, row.attempts = status, attempts
     return status
 
 
 def mark_bounced(message_id: str) -> Outbox | None:
+    """Mark the row that sent ``message_id`` (brackets optional) bounced; None if not ours."""
+    message_id = message_id.strip().removeprefix("<").removesuffix(">")
     row = Outbox.get_or_none(Outbox.message_id == message_id)
     if row is not None and row.status != OUTBOX_BOUNCED:
+        # A single-column update: never write back a stale copy of the whole row.
+        Outbox.update(status=OUTBOX_BOUNCED).where(Outbox.id == row.id).execute()
         row.status = OUTBOX_BOUNCED
-        row.save()
     return row
 
 
@@ -216,8 +277,10 @@ __all__ = [
     "OUTBOX_PENDING",
     "OUTBOX_SENT",
     "allowed_automatic_recipients",
+    "begin_attempt",
     "claim_due",
     "enqueue",
+    "in_doubt",
     "mark_bounced",
     "record_failure",
     "record_sent",
