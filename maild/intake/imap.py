@@ -1,0 +1,602 @@
+"""IMAP intake whose sole purpose is to turn one ``[[imap]]`` mailbox into ``ingest`` calls.
+
+One :class:`ImapRunner` per source, each in its own thread (imapclient blocks). A pass
+(:meth:`ImapRunner.run_once`) selects the folder, checks UIDVALIDITY against the
+``ImapState`` row, fetches UIDs above ``last_uid`` in batches -- sizes first, so an
+oversize message is never downloaded whole -- and hands each message to
+``maild.pipeline.ingest``, which records the position in the same transaction as the
+outcome. Only after that commit is the message flagged ``\\Seen`` and moved.
+
+Between passes the runner waits in IDLE (renewed well before the 29-minute limit) or
+polls; a pass runs at least every ``poll_seconds`` either way. Failures are logged once
+per outage and retried with exponential backoff and jitter; nothing raises out of
+:meth:`ImapRunner.run`. All sleeping goes through ``stop_event.wait`` so a stop is
+immediate. Several daemons may share a database: a lease in ``ImapState`` lets one
+instance at a time work a source (SPEC §10).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Protocol
+
+import peewee as pw
+import structlog
+from imapclient import DELETED, SEEN, IMAPClient
+from imapclient.exceptions import IMAPClientError
+
+from maild.app import App
+from maild.config import ImapSource
+from maild.errors import StorageUnavailableError, TransientError
+from maild.pipeline import ImapPosition, IngestResult, ingest
+from maild.policy.types import QUARANTINED
+from storage.models import INBOUND_RECEIVED, ImapState, Inbound, to_storage
+
+__all__ = [
+    "Backoff",
+    "DefaultImapConnector",
+    "ImapConnectionLostError",
+    "ImapConnector",
+    "ImapRunner",
+    "default_owner",
+]
+
+log = structlog.get_logger("maild.imap")
+
+BATCH_SIZE = 50  # UIDs per FETCH round of sizes and flags
+FETCH_BYTES_BUDGET = 8 * 1024 * 1024  # bodies fetched per round trip, to bound memory
+LEASE_SECONDS = 90  # SPEC §10: a lease not renewed within this long is free
+LEASE_RENEW_SECONDS = 30  # renew well inside LEASE_SECONDS
+IDLE_RENEW_SECONDS = 25 * 60  # RFC 2177: servers may drop an IDLE after 29 minutes
+IDLE_CHECK_SECONDS = 1.0  # longest single idle_check, so a stop is seen within a second
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_CAP_SECONDS = 60.0
+DEFAULT_TIMEOUT_SECONDS = 30.0
+
+# Capabilities and FETCH items, as the protocol spells them.
+CAP_IDLE = "IDLE"
+CAP_MOVE = "MOVE"
+CAP_STARTTLS = "STARTTLS"
+CAP_UIDPLUS = "UIDPLUS"
+ITEM_SIZE = b"RFC822.SIZE"
+ITEM_BODY = b"BODY[]"
+ITEM_HEADER = b"BODY[HEADER]"
+FETCH_META = ["RFC822.SIZE", "FLAGS"]
+FETCH_BODY = ["BODY.PEEK[]"]
+FETCH_HEADER = ["BODY.PEEK[HEADER]"]
+RESP_EXISTS = b"EXISTS"
+RESP_RECENT = b"RECENT"
+RESP_BYE = b"BYE"
+
+# What a lost connection, a refused login or a dead server looks like to imapclient.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, timeouts (socket.timeout), ssl.SSLError
+    IMAPClientError,  # imaplib's error/abort, LoginError, protocol errors
+    TransientError,
+)
+
+
+class ImapConnectionLostError(TransientError):
+    """The server said BYE or the connection ended; reconnect later."""
+
+
+class ImapSecurityError(TransientError):
+    """TLS was required but could not be established; never fall back to plaintext."""
+
+
+class ImapConnector(Protocol):
+    """Builds a logged-in client for one source (tests inject their own)."""
+
+    def connect(self, source: ImapSource) -> IMAPClient: ...
+
+
+@dataclass(frozen=True)
+class DefaultImapConnector:
+    """Connects with imapclient: implicit TLS, STARTTLS, or plaintext only when asked."""
+
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+    ssl_context: ssl.SSLContext | None = None
+
+    def connect(self, source: ImapSource) -> IMAPClient:
+        context = self.ssl_context or ssl.create_default_context()
+        client = IMAPClient(
+            source.host,
+            port=source.port,
+            ssl=source.security == "tls",
+            ssl_context=context if source.security == "tls" else None,
+            timeout=self.timeout,
+        )
+        try:
+            if source.security == "starttls":
+                if not client.has_capability(CAP_STARTTLS):
+                    raise ImapSecurityError(f"{source.host}:{source.port} does not offer STARTTLS")
+                client.starttls(context)  # raises on failure: no plaintext fallback
+            client.login(source.username, source.password)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                client.shutdown()
+            raise
+        return client
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with jitter: about 1 s, 2 s, 4 s ... at most ``cap``."""
+
+    rng: random.Random = field(default_factory=random.Random)
+    base: float = BACKOFF_BASE_SECONDS
+    cap: float = BACKOFF_CAP_SECONDS
+    failures: int = 0
+
+    def next_delay(self) -> float:
+        delay = min(self.cap, self.base * 2 ** min(self.failures, 32))
+        self.failures += 1
+        return min(self.cap, delay * self.rng.uniform(0.75, 1.25))
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+def default_owner() -> str:
+    """A lease owner name unique to this process: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _by_bytes(uids: Sequence[int], sizes: dict[int, int], budget: int) -> Iterator[list[int]]:
+    """Groups of UIDs whose bodies add up to at most ``budget`` (at least one each)."""
+    group: list[int] = []
+    total = 0
+    for uid in uids:
+        if group and total + sizes[uid] > budget:
+            yield group
+            group, total = [], 0
+        group.append(uid)
+        total += sizes[uid]
+    if group:
+        yield group
+
+
+class ImapRunner:
+    """Works one IMAP source until ``stop_event`` is set; see the module docstring."""
+
+    def __init__(
+        self,
+        app: App,
+        source: ImapSource,
+        connector: ImapConnector | None = None,
+        *,
+        owner: str,
+        stop_event: threading.Event,
+        on_ingested: Callable[[IngestResult], None] | None = None,
+        rng: random.Random | None = None,
+        batch_size: int = BATCH_SIZE,
+        backoff_base: float = BACKOFF_BASE_SECONDS,
+        backoff_cap: float = BACKOFF_CAP_SECONDS,
+    ) -> None:
+        self.app = app
+        self.source = source
+        self.connector: ImapConnector = connector or DefaultImapConnector()
+        self.owner = owner
+        self.stop_event = stop_event
+        self.on_ingested = on_ingested
+        self.batch_size = batch_size
+        self.backoff = Backoff(rng or random.Random(), backoff_base, backoff_cap)
+        self.holds_lease = False
+        self._client: IMAPClient | None = None
+        self._swept = False  # leftovers of an earlier run finished on this connection
+        self._known_folders: set[str] = set()
+        self._lease_renewed_at = 0.0
+        self._failing = False
+        self._waiting_logged = False
+
+    # -- the loop ----------------------------------------------------------------------
+
+    def run(self) -> None:
+        """Work the source until ``stop_event`` is set; never raises."""
+        try:
+            while not self.stop_event.is_set():
+                try:
+                    self.run_once()
+                    if not self.holds_lease:
+                        self._wait(min(self.source.poll_seconds, LEASE_RENEW_SECONDS))
+                        continue
+                    self._recovered()
+                    if not self.stop_event.is_set():
+                        self.wait_for_mail()
+                except StorageUnavailableError as exc:
+                    # The message in hand stays unflagged on the server; keep the connection.
+                    self._failed(exc, "storage")
+                    self._wait(self.backoff.next_delay())
+                except Exception as exc:  # one broken source never takes the daemon down
+                    self._failed(exc, "connection" if isinstance(exc, CONNECTION_ERRORS) else "bug")
+                    self._disconnect("error", graceful=False)
+                    self._wait(self.backoff.next_delay())
+        finally:
+            self.close()
+
+    def run_once(self) -> int:
+        """One pass: connect if needed, fetch and ingest new mail; the count processed."""
+        if not self._renew_lease():
+            self._disconnect("lease_not_held")
+            return 0
+        client = self._connect()
+        uidvalidity = int(client.select_folder(self.source.folder)[b"UIDVALIDITY"])
+        last_uid = self._position(uidvalidity)
+        if not self._swept:
+            self._sweep(client, uidvalidity, last_uid)
+            self._swept = True
+        found = client.search(["UID", f"{last_uid + 1}:*"])
+        uids = sorted(uid for uid in found if uid > last_uid)  # "n:*" always matches the last
+        processed = 0
+        for batch in _chunks(uids, self.batch_size):
+            if self.stop_event.is_set() or not self._renew_lease():
+                break
+            processed += self._process_batch(client, uidvalidity, batch)
+        return processed
+
+    def wait_for_mail(self) -> bool:
+        """Wait until new mail is signalled (True), or poll time, lease loss or stop (False).
+
+        IDLE when the server offers it and the source allows it; plain waiting otherwise.
+        Returns at the latest after ``poll_seconds``, so a pass runs at least that often.
+        """
+        client = self._client
+        deadline = time.monotonic() + self.source.poll_seconds
+        if client is None or not (self.source.idle and client.has_capability(CAP_IDLE)):
+            while not self.stop_event.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._keep_lease():
+                    break
+                self._wait(min(remaining, LEASE_RENEW_SECONDS))
+            return False
+        return self._idle(client, min(deadline, time.monotonic() + IDLE_RENEW_SECONDS))
+
+    def close(self) -> None:
+        """Log out, release the lease and this thread's database connection."""
+        self._disconnect("stopped")
+        self._release_lease()
+        with contextlib.suppress(Exception):
+            if not self.app.db.is_closed():
+                self.app.db.close()
+
+    # -- one batch ---------------------------------------------------------------------
+
+    def _process_batch(self, client: IMAPClient, uidvalidity: int, uids: Sequence[int]) -> int:
+        limit = self.app.settings.attachments.max_message_bytes
+        meta = client.fetch(uids, FETCH_META)
+        present = [uid for uid in uids if uid in meta]  # others were expunged meanwhile
+        sizes = {uid: int(meta[uid].get(ITEM_SIZE, 0)) for uid in present}
+        normal = [uid for uid in present if sizes[uid] <= limit]
+        oversize = {uid for uid in present if sizes[uid] > limit}
+        headers = client.fetch(sorted(oversize), FETCH_HEADER) if oversize else {}
+        bodies = _BodyReader(client, normal, sizes)
+        done: list[tuple[int, IngestResult]] = []
+        try:
+            for uid in present:
+                if self.stop_event.is_set():
+                    break  # the message in hand is finished; the rest waits for next time
+                position = ImapPosition(self.source.name, uidvalidity, uid)
+                if uid in oversize:
+                    head = headers.get(uid, {}).get(ITEM_HEADER)
+                    if head is None:
+                        continue
+                    result = ingest(
+                        self.app, head, self._ingest_source, position, declared_size=sizes[uid]
+                    )
+                else:
+                    raw = bodies.get(uid)
+                    if raw is None:
+                        continue
+                    result = ingest(self.app, raw, self._ingest_source, position)
+                done.append((uid, result))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._after_commit(client, [(uid, r.outcome) for uid, r in done])
+            raise
+        self._log(
+            "info",
+            "imap.fetched",
+            count=len(done),
+            bytes=sum(sizes[uid] for uid, _ in done),
+            oversize=len(oversize),
+        )
+        self._after_commit(client, [(uid, r.outcome) for uid, r in done])
+        for _, result in done:
+            self._notify(result)
+        return len(done)
+
+    @property
+    def _ingest_source(self) -> str:
+        return f"imap:{self.source.name}"
+
+    def _after_commit(self, client: IMAPClient, done: Sequence[tuple[int, str | None]]) -> None:
+        """Flag committed messages \\Seen and move them where the outcome says."""
+        if not done:
+            return
+        client.add_flags([uid for uid, _ in done], [SEEN], silent=True)
+        moves: dict[str, list[int]] = {}
+        for uid, outcome in done:
+            destination = self._destination(outcome)
+            if destination is not None:
+                moves.setdefault(destination, []).append(uid)
+        for destination, uids in moves.items():
+            self._move(client, uids, destination)
+
+    def _destination(self, outcome: str | None) -> str | None:
+        folder = self.source.processed_folder
+        if outcome == QUARANTINED and self.source.failed_folder:
+            folder = self.source.failed_folder
+        # Moving into the folder being read would give the message a new UID, forever.
+        return folder if folder and folder != self.source.folder else None
+
+    def _move(self, client: IMAPClient, uids: list[int], folder: str) -> None:
+        if folder not in self._known_folders:
+            if not client.folder_exists(folder):
+                try:
+                    client.create_folder(folder)
+                except IMAPClientError:
+                    if not client.folder_exists(folder):  # created by someone else meanwhile
+                        raise
+            self._known_folders.add(folder)
+        if client.has_capability(CAP_MOVE):
+            client.move(uids, folder)
+        else:
+            client.copy(uids, folder)
+            client.add_flags(uids, [DELETED], silent=True)
+            if client.has_capability(CAP_UIDPLUS):
+                client.uid_expunge(uids)
+            else:
+                # Without UIDPLUS only a plain EXPUNGE exists; it also removes anything
+                # else already marked \Deleted in this folder.
+                client.expunge()
+        self._log("debug", "imap.moved", count=len(uids), folder=folder)
+
+    def _sweep(self, client: IMAPClient, uidvalidity: int, last_uid: int) -> None:
+        """Finish flagging/moving messages committed before a crash or lost connection."""
+        if last_uid <= 0:
+            return
+        criteria: list[Any] = ["UID", f"1:{last_uid}"]
+        if self._destination(None) is None and self._destination(QUARANTINED) is None:
+            criteria.append("UNSEEN")  # nothing is moved: only flags can be missing
+        leftovers = [uid for uid in client.search(criteria) if uid <= last_uid]
+        done: list[tuple[int, str | None]] = []
+        try:
+            for chunk in _chunks(leftovers, 500):
+                rows = Inbound.select(Inbound.imap_uid, Inbound.outcome).where(
+                    (Inbound.imap_source == self.source.name)
+                    & (Inbound.imap_uidvalidity == uidvalidity)
+                    & (Inbound.imap_uid.in_(list(chunk)))
+                    & (Inbound.state != INBOUND_RECEIVED)
+                )
+                done.extend((int(row.imap_uid), row.outcome) for row in rows)
+        except pw.DatabaseError as exc:
+            raise StorageUnavailableError(f"database: {exc}") from exc
+        if done:
+            self._after_commit(client, sorted(done))
+            self._log("info", "imap.swept", count=len(done))
+
+    def _notify(self, result: IngestResult) -> None:
+        if self.on_ingested is None:
+            return
+        try:
+            self.on_ingested(result)
+        except Exception as exc:  # the caller's hook must not break intake
+            self._log("error", "imap.callback_failed", error=repr(exc))
+
+    # -- position ----------------------------------------------------------------------
+
+    def _position(self, uidvalidity: int) -> int:
+        """``last_uid`` for this UIDVALIDITY; a change starts over from UID 0."""
+        try:
+            state = ImapState.get_or_none(ImapState.source == self.source.name)
+            if state is None:
+                ImapState.create(source=self.source.name, uidvalidity=uidvalidity, last_uid=0)
+                return 0
+            if state.uidvalidity == uidvalidity:
+                return int(state.last_uid or 0)
+            if state.uidvalidity is not None:
+                # Re-fetching everything is safe: known Message-IDs become duplicate_message.
+                self._log(
+                    "warning",
+                    "imap.uidvalidity_changed",
+                    old=state.uidvalidity,
+                    new=uidvalidity,
+                    last_uid=state.last_uid,
+                )
+            ImapState.update(uidvalidity=uidvalidity, last_uid=0).where(
+                ImapState.source == self.source.name
+            ).execute()
+            self._swept = True  # nothing below UID 0 to finish
+            return 0
+        except pw.DatabaseError as exc:
+            raise StorageUnavailableError(f"database: {exc}") from exc
+
+    # -- lease (SPEC §10) --------------------------------------------------------------
+
+    def _renew_lease(self) -> bool:
+        """Take or extend the lease if free, expired or ours; True when we hold it."""
+        now = to_storage(self.app.clock.now())
+        until = now + timedelta(seconds=LEASE_SECONDS)
+        name = self.source.name
+        try:
+            with self.app.db.atomic():
+                taken = (
+                    ImapState.update(lease_owner=self.owner, lease_until=until)
+                    .where(
+                        (ImapState.source == name)
+                        & (
+                            ImapState.lease_owner.is_null()
+                            | (ImapState.lease_owner == self.owner)
+                            | ImapState.lease_until.is_null()
+                            | (ImapState.lease_until < now)
+                        )
+                    )
+                    .execute()
+                )
+            if not taken and not ImapState.select().where(ImapState.source == name).exists():
+                try:
+                    with self.app.db.atomic():
+                        ImapState.create(
+                            source=name, last_uid=0, lease_owner=self.owner, lease_until=until
+                        )
+                    taken = 1
+                except pw.IntegrityError:
+                    taken = 0  # another instance created it first; its lease stands
+        except pw.DatabaseError as exc:
+            raise StorageUnavailableError(f"database: {exc}") from exc
+        held = bool(taken)
+        if held and not self.holds_lease:
+            self._log("info", "imap.lease_acquired", owner=self.owner)
+        elif not held and self.holds_lease:
+            self._log("warning", "imap.lease_lost", owner=self.owner)
+        if held:
+            self._lease_renewed_at = time.monotonic()
+            self._waiting_logged = False
+        elif not self._waiting_logged:
+            self._log("info", "imap.lease_waiting", owner=self.owner)
+            self._waiting_logged = True
+        self.holds_lease = held
+        return held
+
+    def _keep_lease(self) -> bool:
+        """Renew the lease when due; False once it is lost."""
+        if time.monotonic() - self._lease_renewed_at < LEASE_RENEW_SECONDS:
+            return self.holds_lease
+        return self._renew_lease()
+
+    def _release_lease(self) -> None:
+        if not self.holds_lease:
+            return
+        self.holds_lease = False
+        try:
+            ImapState.update(lease_owner=None, lease_until=None).where(
+                (ImapState.source == self.source.name) & (ImapState.lease_owner == self.owner)
+            ).execute()
+        except pw.DatabaseError as exc:  # it expires by itself
+            self._log("warning", "imap.lease_release_failed", error=repr(exc))
+            return
+        self._log("info", "imap.lease_released", owner=self.owner)
+
+    # -- connection --------------------------------------------------------------------
+
+    def _connect(self) -> IMAPClient:
+        if self._client is not None:
+            return self._client
+        client = self.connector.connect(self.source)
+        self._client = client
+        self._swept = False
+        self._known_folders = set()
+        self._log(
+            "info",
+            "imap.connected",
+            host=self.source.host,
+            port=self.source.port,
+            security=self.source.security,
+            idle=bool(self.source.idle and client.has_capability(CAP_IDLE)),
+        )
+        return client
+
+    def _disconnect(self, reason: str, *, graceful: bool = True) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            if graceful:
+                client.logout()
+            else:
+                client.shutdown()  # a dead peer must not hold us up for a LOGOUT timeout
+        except Exception:
+            with contextlib.suppress(Exception):
+                client.shutdown()
+        self._log("info", "imap.disconnected", reason=reason)
+
+    def _idle(self, client: IMAPClient, until: float) -> bool:
+        client.idle()
+        alive = True
+        try:
+            while not self.stop_event.is_set():
+                remaining = until - time.monotonic()
+                if remaining <= 0 or not self._keep_lease():
+                    return False
+                timeout = min(IDLE_CHECK_SECONDS, remaining)
+                started = time.monotonic()
+                responses = client.idle_check(timeout=timeout)
+                if any(_is(resp, RESP_BYE) for resp in responses):
+                    alive = False
+                    raise ImapConnectionLostError("server said BYE during IDLE")
+                if any(_is(resp, RESP_EXISTS) or _is(resp, RESP_RECENT) for resp in responses):
+                    return True
+                if not responses and time.monotonic() - started < timeout / 2:
+                    # Readable but nothing parsed: imapclient swallows EOF here. Leaving IDLE
+                    # tells a live connection from a dead one (DONE fails on the latter).
+                    return False
+            return False
+        finally:
+            if alive:
+                client.idle_done()
+
+    # -- errors and waiting ------------------------------------------------------------
+
+    def _failed(self, exc: BaseException, kind: str) -> None:
+        """Log the first failure of an outage; the rest are retried quietly."""
+        if self._failing:
+            return
+        self._failing = True
+        fields: dict[str, Any] = {"kind": kind, "error_type": type(exc).__name__, "error": str(exc)}
+        if kind == "bug":
+            self._log("error", "imap.error", exc_info=exc, **fields)
+        else:
+            self._log("warning", "imap.error", **fields)
+
+    def _recovered(self) -> None:
+        if self._failing:
+            self._log("info", "imap.recovered", failures=self.backoff.failures)
+        self._failing = False
+        self.backoff.reset()
+
+    def _wait(self, seconds: float) -> None:
+        self.stop_event.wait(max(0.0, seconds))
+
+    def _log(self, level: str, event: str, **fields: Any) -> None:
+        getattr(log, level)(event, source=self.source.name, **fields)
+
+
+class _BodyReader:
+    """Fetches whole messages in groups bounded by ``FETCH_BYTES_BUDGET``, on demand."""
+
+    def __init__(self, client: IMAPClient, uids: Iterable[int], sizes: dict[int, int]) -> None:
+        self._client = client
+        self._groups = iter(_by_bytes(list(uids), sizes, FETCH_BYTES_BUDGET))
+        self._pending: dict[int, bytes] = {}
+        self._fetched: set[int] = set()
+
+    def get(self, uid: int) -> bytes | None:
+        while uid not in self._fetched:
+            group = next(self._groups, None)
+            if group is None:
+                return None
+            response = self._client.fetch(group, FETCH_BODY)
+            self._pending = {
+                u: data[ITEM_BODY] for u, data in response.items() if ITEM_BODY in data
+            }
+            self._fetched = set(group)
+        return self._pending.get(uid)
+
+
+def _is(response: Any, name: bytes) -> bool:
+    """Whether a parsed untagged response is ``name`` (``* BYE ...`` or ``* 3 EXISTS``)."""
+    return isinstance(response, tuple) and len(response) >= 2 and name in response[:2]
