@@ -22,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 TEMPLATES_DIR = HERE / "templates"
 STATIC_DIR = HERE / "static"
 STYLESHEET = "maild.css"
+FAVICON = "favicon.svg"
 STATIC_PREFIX = "/static/"
 STATIC_CACHE = "public, max-age=86400"
 # Forms post a few kilobytes of text; nothing legitimate is bigger.
@@ -48,11 +49,14 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
         response.headers["Cache-Control"] = NO_STORE
 
 
-def _stylesheet_handler(body: bytes) -> web.RequestHandler:
-    async def stylesheet(request: web.Request) -> web.Response:
-        return web.Response(body=body, content_type="text/css", charset="utf-8")
+def _static_handler(name: str, content_type: str) -> web.RequestHandler:
+    """A handler for one file of ``static/``, read once (no directory is served)."""
+    body = (STATIC_DIR / name).read_bytes()
 
-    return stylesheet
+    async def static_file(request: web.Request) -> web.Response:
+        return web.Response(body=body, content_type=content_type, charset="utf-8")
+
+    return static_file
 
 
 def create_web_app(app: App, *, secret: bytes | None = None) -> web.Application:
@@ -64,11 +68,11 @@ def create_web_app(app: App, *, secret: bytes | None = None) -> web.Application:
     web_app = web.Application(middlewares=[_uniform_not_found], client_max_size=MAX_REQUEST_BYTES)
     web_app[views.STATE] = views.new_state(app, TEMPLATES_DIR, secret)
     web_app.on_response_prepare.append(_security_headers)
-    stylesheet = (STATIC_DIR / STYLESHEET).read_bytes()
     web_app.add_routes(
         [
             web.get("/healthz", views.healthz),
-            web.get(f"{STATIC_PREFIX}{STYLESHEET}", _stylesheet_handler(stylesheet)),
+            web.get(f"{STATIC_PREFIX}{STYLESHEET}", _static_handler(STYLESHEET, "text/css")),
+            web.get(f"{STATIC_PREFIX}{FAVICON}", _static_handler(FAVICON, "image/svg+xml")),
             web.get("/t/{number}/{key}", views.ticket_page),
             web.post("/t/{number}/{key}/reply", views.reply),
             web.post("/t/{number}/{key}/close", views.close),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -278,8 +279,9 @@ def test_download_headers_and_content(app: App, client: Any, mail: Any, opened: 
     png = tiny_png()
     ticket = opened(app, mail(attachments=(("relatório final.png", "image/png", png),)))
     html = client.get(link_path(ticket)).text
-    attachment_url = html.split('href="', 2)[2].split('"', 1)[0]  # [0] is the stylesheet
-    assert attachment_url.startswith(link_path(ticket) + "/a/")
+    match = re.search(r'href="(' + re.escape(link_path(ticket)) + r'/a/[^"]+)"', html)
+    assert match, html
+    attachment_url = match.group(1)
     assert "relatório final.png" in html
 
     reply = client.get(attachment_url)
@@ -654,3 +656,23 @@ def test_start_web_binds_the_configured_port(make_app: Any) -> None:
             await runner.cleanup()
 
     assert asyncio.run(scenario()) == (200, {"status": "ok"})
+
+
+def test_reply_close_and_rate_on_both_databases(
+    app_any_db: App, web_client_for: Any, opened: Any
+) -> None:
+    ticket = opened(app_any_db)
+    client = web_client_for(app_any_db)
+    token = client.get(link_path(ticket)).form_token()
+
+    steps = [
+        client.post(link_path(ticket) + "/reply", {"token": token, "text": "Mais detalhes."}),
+        client.post(link_path(ticket) + "/close", {"token": token}),
+        client.post(link_path(ticket) + "/rate", {"token": token, "stars": "5"}),
+    ]
+
+    codes = [reply.headers["Location"].rsplit("=", 1)[1] for reply in steps]
+    assert codes == ["appended", "closed", "rated"]
+    fresh = reload(ticket)
+    assert (fresh.status, fresh.rating) == ("resolved", 5)
+    assert json.loads(client.get("/healthz").body) == {"status": "ok"}
