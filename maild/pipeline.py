@@ -210,7 +210,7 @@ def process_inbound(
                     trace=traceback.format_exc(limit=8),
                 )
                 break
-        result = _quarantine(app, inbound, last_error, position)
+        result = _quarantine(app, inbound, last_error, position, raw)
         _log_result(result, started, app)
         return result
 
@@ -291,21 +291,39 @@ def _log_result(result: IngestResult, started: datetime, app: App) -> None:
 
 
 def _quarantine(
-    app: App, inbound: Inbound, error: str, position: ImapPosition | None
+    app: App, inbound: Inbound, error: str, position: ImapPosition | None, raw: bytes
 ) -> IngestResult:
     now = app.clock.now()
+    key = _safe_dedupe_key(raw, inbound.raw.sha256)
     with app.db.atomic():
+        # Claim the dedupe key (unless another copy holds it) so that the same
+        # message arriving again is a duplicate_message, not a second entry in
+        # the quarantine; `release` clears it before processing again.
+        taken = (
+            Inbound.select()
+            .where((Inbound.dedupe_key == key) & (Inbound.id != inbound.id))
+            .exists()
+        )
         Inbound.update(
             state=INBOUND_QUARANTINED,
             outcome=o.QUARANTINED,
             detail=error[:2000] or "processing failed",
             attempts=Inbound.attempts + 1,
             processed_at=to_storage(now),
+            **({} if taken else {"dedupe_key": key}),
         ).where(Inbound.id == inbound.id).execute()
         if position is not None:
             _record_position(position)
     fresh = Inbound.get_by_id(inbound.id)
     return _result_of(fresh)
+
+
+def _safe_dedupe_key(raw: bytes, sha: str) -> str:
+    try:
+        message_id = parse_message(raw).message_id
+    except Exception:  # the parse may be what failed
+        message_id = None
+    return dedupe_key(message_id, sha)
 
 
 def _record_position(position: ImapPosition) -> None:
@@ -447,7 +465,7 @@ def _process_in_transaction(
         inbound.state = INBOUND_QUARANTINED
     else:
         inbound.state = INBOUND_PROCESSED
-    if decision.outcome not in (o.DUPLICATE_MESSAGE, o.QUARANTINED):
+    if decision.outcome != o.DUPLICATE_MESSAGE:  # quarantined too: a copy is a duplicate
         inbound.dedupe_key = dedupe_key(parsed.message_id, inbound.raw.sha256)
     inbound.save()
     if position is not None:
