@@ -798,3 +798,23 @@ def test_dry_run_on_any_database(app_any_db):
     assert again.outcome == o.DUPLICATE_MESSAGE
     assert counts() == before and Inbound.select().count() == inbound
     assert not (app.settings.daemon.data_dir / "attachments").exists()
+
+
+@pytest.mark.parametrize("error", [True, False], ids=["internal-error", "no-sender"])
+def test_a_quarantined_message_arriving_again_is_a_duplicate(app, error):
+    blocker = app.settings.daemon.data_dir / "attachments"
+    if error:
+        blocker.write_text("not a folder")
+        raw = mail(message_id="q-1@c.example", attachments=[("tela.png", "image/png", PNG)])
+    else:
+        raw = read_fixture("empty.eml")
+    first = ingest(app, raw)
+
+    again = ingest(app, raw)
+
+    assert first.outcome == o.QUARANTINED
+    assert again.outcome == o.DUPLICATE_MESSAGE
+    assert Inbound.select().where(Inbound.state == "quarantined").count() == 1
+    if error:
+        blocker.unlink()
+        assert release(app, first.inbound_id).outcome == o.CREATED
