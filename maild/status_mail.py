@@ -1,0 +1,145 @@
+"""Queue the customer's mail about a ticket's status change (SPEC §4: status_changed / resolved).
+
+Sole purpose: given a status change that was just applied, decide whether the
+customer hears about it and queue that mail into the outbox (in the caller's
+transaction) through ``maild.outbound.queue_mail``. Nothing is sent from here.
+
+Which change sends what:
+
+* new status ``resolved`` -> the ``resolved`` mail with the 1-5 rating links
+  (``{base_url}/t/{number}/{key}?rate=N``; the page opens with the stars
+  pre-selected and a POST confirms, so a link scanner records nothing);
+* any other real change -> ``status_changed`` with the old and new labels;
+* nothing at all when:
+
+  - the status did not change (``old == new``);
+  - the ticket was ``closed`` (closed is final: a closed ticket is not reopened
+    by mail, and a later administrative change is no news to the customer);
+  - ``resolved`` -> ``closed``: the customer already got the ``resolved`` mail,
+    closing it afterwards is bookkeeping;
+  - the change was made by the customer (``actor`` is the requester or a CC) and
+    the new status is not ``resolved``: they know, they did it. A customer who
+    resolves their own ticket still gets the ``resolved`` mail, which carries the
+    rating request.
+
+The mail goes to the requester and the CCs, is automatic (``Auto-Submitted``,
+counted against the per-recipient hourly cap, suppressed on a bounce cool-down)
+and threads under the ticket's latest customer message.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from maild.app import App
+from maild.outbound import MailRequest, queue_mail
+from storage.models import TICKET_STATUSES, Outbox, ThreadEntry, Ticket, TicketCC
+from storage.queries import ticket_link
+
+__all__ = ["RATING_STARS", "queue_status_change", "rating_links", "should_notify"]
+
+RATING_STARS: tuple[int, ...] = (1, 2, 3, 4, 5)
+# How many of the ticket's customer Message-IDs go into References.
+MAX_REFERENCES = 10
+
+
+def rating_links(base_url: str, ticket: Ticket) -> list[dict[str, Any]]:
+    """One ``{stars, url}`` per star count, for the ``resolved`` mail."""
+    link = ticket_link(base_url, ticket)
+    return [{"stars": n, "url": f"{link}?rate={n}"} for n in RATING_STARS]
+
+
+def should_notify(old_status: str, new_status: str, *, by_customer: bool = False) -> bool:
+    """Whether a change from ``old_status`` to ``new_status`` is mailed to the customer."""
+    for status in (old_status, new_status):
+        if status not in TICKET_STATUSES:
+            raise ValueError(f"unknown ticket status {status!r}")
+    if old_status == new_status or old_status == "closed":
+        return False
+    if old_status == "resolved" and new_status == "closed":
+        return False
+    return not (by_customer and new_status != "resolved")
+
+
+def _customers(ticket: Ticket) -> tuple[str, tuple[str, ...]]:
+    ccs = tuple(
+        row.address
+        for row in TicketCC.select().where(TicketCC.ticket == ticket).order_by(TicketCC.id)
+    )
+    return ticket.requester, ccs
+
+
+def _thread_refs(ticket: Ticket) -> tuple[str | None, tuple[str, ...]]:
+    """(In-Reply-To, References): the customer's messages, so clients thread it."""
+    ids = [
+        entry.message_id
+        for entry in ThreadEntry.select(ThreadEntry.message_id)
+        .where(
+            (ThreadEntry.ticket == ticket)
+            & (ThreadEntry.kind == "customer")
+            & ThreadEntry.message_id.is_null(False)
+        )
+        .order_by(ThreadEntry.id)
+    ]
+    if not ids:
+        return None, ()
+    refs = ids[:1] + ids[1:][-(MAX_REFERENCES - 1) :]
+    return ids[-1], tuple(dict.fromkeys(refs))
+
+
+def queue_status_change(
+    app: App,
+    ticket: Ticket,
+    old_status: str,
+    new_status: str,
+    now: datetime,
+    idem_key: str,
+    actor: str,
+) -> Outbox | None:
+    """Queue the customer's mail about ``old_status`` -> ``new_status``; None when none is due.
+
+    Call it inside the transaction that changed the status. ``idem_key`` makes a
+    replay of the same change queue nothing new (e.g. ``status:<inbound id>``).
+    ``actor`` is the address (or ``"system"``/``"web"``) that made the change.
+    When every recipient is over the hourly cap or cooling down after a bounce,
+    the row is still stored (status ``suppressed``, never sent) and returned.
+    """
+    requester, ccs = _customers(ticket)
+    by_customer = actor.lower() in {requester.lower(), *(c.lower() for c in ccs)}
+    if not should_notify(old_status, new_status, by_customer=by_customer):
+        return None
+    settings = app.settings
+    language = settings.daemon.language
+    department = settings.department(ticket.department) or settings.default_department
+    if new_status == "resolved":
+        template = "resolved"
+        context: dict[str, Any] = {
+            "rating_links": rating_links(settings.daemon.base_url, ticket),
+        }
+    else:
+        from maild.render import STATUS_LABELS
+
+        labels = STATUS_LABELS[language]
+        template = "status_changed"
+        context = {
+            "old_status_label": labels[old_status],
+            "new_status_label": labels[new_status],
+        }
+    in_reply_to, references = _thread_refs(ticket)
+    request = MailRequest(
+        idem_key=idem_key,
+        template=template,
+        to=(requester,),
+        cc=ccs,
+        department=department,
+        subject=ticket.subject,
+        ticket=ticket,
+        context=context,
+        in_reply_to=in_reply_to,
+        references=references,
+        automatic=True,
+        capped=True,
+        recipient_name=ticket.requester_name or "",
+    )
+    return queue_mail(settings, app.renderer, request, now)
