@@ -277,7 +277,7 @@ def create_ticket_for(
     own = c.settings.own_addresses
     if not msg.is_agent:
         for address in msg.parsed.cc:
-            if address not in own and c.settings.agent(address) is None:
+            if _base_address(address) not in own and c.settings.agent(address) is None:
                 store.add_cc(ticket, address, msg.sender, c.now)
     entry = _save_entry(c, ticket, "customer")
     if text is not None:
@@ -303,6 +303,12 @@ def create_ticket_for(
     )
     _notify_agents(c, ticket, "created")
     return ticket
+
+
+def _base_address(address: str) -> str:
+    """``suporte+592110@example.com`` -> ``suporte@example.com`` (our plus-addresses)."""
+    local, at, domain = address.lower().partition("@")
+    return f"{local.split('+', 1)[0]}{at}{domain}"
 
 
 def _appended(c: _Ctx) -> Ticket | None:
