@@ -818,3 +818,13 @@ def test_a_quarantined_message_arriving_again_is_a_duplicate(app, error):
     if error:
         blocker.unlink()
         assert release(app, first.inbound_id).outcome == o.CREATED
+
+
+def test_our_own_addresses_in_cc_never_become_ticket_ccs(app):
+    cc = ("suporte+123456@example.com", "Vendas@example.com", "ana@example.com")
+
+    result = open_ticket(app, cc=cc)
+
+    assert TicketCC.select().count() == 0
+    [ack] = outbox("confirmation", result.ticket)
+    assert ack.recipients == [CUSTOMER]
