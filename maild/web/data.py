@@ -44,6 +44,9 @@ MAX_RATING_COMMENT = 2000
 REPLY_APPEND = "append"
 REPLY_REOPEN = "reopen"
 REPLY_NEW_TICKET = "new_ticket"
+# The requester is one of our agents: a reply from the page would carry the
+# agent's authority (commands, relaying) to whoever holds the link, CCs included.
+REPLY_BY_MAIL = "mail"
 
 # Close and rating tell the agents with ``agent_notification``; the close has no
 # event of its own in that template, so it says what happened in ``message_text``.
@@ -140,12 +143,19 @@ def _write_transaction(app: App) -> Any:
     return app.db.atomic()
 
 
-def find_ticket(number_text: str, key: str) -> Ticket | None:
-    """The ticket the link names, or None for a wrong number or key alike."""
+def find_ticket(number_text: str, key: str, *, lock: bool = False) -> Ticket | None:
+    """The ticket the link names, or None for a wrong number or key alike.
+
+    ``lock`` takes the row lock on PostgreSQL (SQLite's IMMEDIATE transaction
+    already serializes writers), so two clicks cannot both close or rate.
+    """
     number = parse_number(number_text)
     if number is None or not plausible_key(key):
         return None
-    ticket = Ticket.get_or_none(Ticket.number == number)
+    query = Ticket.select().where(Ticket.number == number)
+    if lock and not isinstance(Ticket._meta.database, pw.SqliteDatabase):
+        query = query.for_update()
+    ticket = query.first()
     if not key_matches(key, ticket.access_key if ticket is not None else None):
         return None
     return ticket
@@ -155,8 +165,10 @@ def _department(app: App, ticket: Ticket) -> Department:
     return app.settings.department(ticket.department) or app.settings.default_department
 
 
-def reply_mode(status: str, followup_policy: str) -> str | None:
+def reply_mode(status: str, followup_policy: str, requester_is_agent: bool = False) -> str | None:
     """What a customer reply does on a ticket in ``status`` (SPEC §3 follow-ups)."""
+    if requester_is_agent:
+        return REPLY_BY_MAIL
     if status == "closed":
         return None
     if status == "resolved":
@@ -238,7 +250,11 @@ def load_page(app: App, number_text: str, key: str) -> PageView | None:
         rating=ticket.rating,
         rating_comment=ticket.rating_comment or "",
         entries=entries,
-        reply_mode=reply_mode(ticket.status, department.followup_on_resolved),
+        reply_mode=reply_mode(
+            ticket.status,
+            department.followup_on_resolved,
+            settings.agent(ticket.requester) is not None,
+        ),
         can_close=ticket.status not in DONE_STATUSES,
         can_rate=ticket.status in DONE_STATUSES,
     )
@@ -275,6 +291,11 @@ def post_reply(app: App, number_text: str, key: str, text: str) -> ReplyOutcome 
     if ticket is None:
         return None
     settings = app.settings
+    if settings.agent(ticket.requester) is not None:
+        return ReplyOutcome(
+            IngestResult(outcome="unauthorized", ticket=ticket.number, message_id=None),
+            page_path(ticket),
+        )
     raw = build_reply(
         requester=ticket.requester,
         requester_name=ticket.requester_name,
@@ -341,7 +362,7 @@ def close_ticket(app: App, number_text: str, key: str) -> str | None:
     """
     now = app.clock.now()
     with _write_transaction(app):
-        ticket = find_ticket(number_text, key)
+        ticket = find_ticket(number_text, key, lock=True)
         if ticket is None:
             return None
         if ticket.status in DONE_STATUSES:
@@ -369,7 +390,7 @@ def rate_ticket(app: App, number_text: str, key: str, stars_text: str, comment: 
     stars = parse_stars(stars_text)
     comment = comment.strip()[:MAX_RATING_COMMENT]
     with _write_transaction(app):
-        ticket = find_ticket(number_text, key)
+        ticket = find_ticket(number_text, key, lock=True)
         if ticket is None:
             return None
         if ticket.status not in DONE_STATUSES:

@@ -676,3 +676,21 @@ def test_reply_close_and_rate_on_both_databases(
     fresh = reload(ticket)
     assert (fresh.status, fresh.rating) == ("resolved", 5)
     assert json.loads(client.get("/healthz").body) == {"status": "ok"}
+
+
+def test_no_web_reply_when_the_requester_is_an_agent(
+    app: App, client: Any, mail: Any, opened: Any
+) -> None:
+    ticket = opened(app, mail("Pedido interno", sender="Ana <ana@example.com>"))
+    assert ticket.requester == "ana@example.com"
+    page = client.get(link_path(ticket))
+    assert "/reply" not in page.text and "responda pelo e-mail" in page.text
+    inbound = Inbound.select().count()
+
+    reply = client.post(
+        link_path(ticket) + "/reply", {"token": page.form_token(), "text": "#status closed"}
+    )
+
+    assert reply.headers["Location"] == link_path(ticket) + "?m=unauthorized"
+    assert Inbound.select().count() == inbound
+    assert reload(ticket).status == "open"
