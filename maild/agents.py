@@ -1,152 +1,344 @@
-"""Agents by email (SPEC §5): a reply from an agent is appended and relayed to
-the customer; command lines at its top are applied first, atomically."""
+"""Agents by email (SPEC §5): carry out what an agent's mail asks for.
+
+Sole purpose: inside the apply stage's transaction, turn one mail from an agent
+into ticket changes and outbound mail:
+
+* a reply on a ticket (``apply_agent_message``): the ``#command`` lines at the top
+  are applied, each as an event with the agent as actor, and the rest is appended
+  and relayed to requester + CCs, or kept internal with ``#note``. One invalid
+  command applies nothing and relays nothing; the agent gets an error mail naming
+  the line and the valid forms.
+* an opening without a ticket reference (``apply_agent_opening``): a forward opens
+  the ticket for the forwarded message's sender (``parsers.forward``), who gets the
+  confirmation; anything else opens it for the agent.
+* refusals: a token naming no ticket, or a ticket of a department the agent is not
+  in (and not assigned to), change nothing and get an error mail.
+
+Choices written down here:
+
+* An agent may open tickets in any department (forwarding a customer's mail to
+  ``financeiro@`` is a hand-off, not a mistake); acting on an existing ticket needs
+  membership of its department or being its assignee.
+* ``#department`` drops an assignee who is not in the new department, so the
+  ticket's notifications go to the department that now owns it.
+* The forwarded customer is the requester, the thread entry's author and the
+  confirmation's addressee; the ``created`` event names the forwarding agent.
+"""
 
 from __future__ import annotations
 
+import copy
+import dataclasses
+import unicodedata
 from typing import TYPE_CHECKING, Any
 
-from parsers.commands import parse_commands
+from maild.config import Agent, Settings
+from parsers.commands import VALID_FORMS, Command, parse_commands
+from parsers.forward import Forward, extract_forward
+from parsers.subject import normalize_subject
 from storage import tickets as store
-from storage.models import Ticket
+from storage.models import Event, ThreadEntry, Ticket
 
 if TYPE_CHECKING:
     from maild.apply import _Ctx
 
-STATUS_BY_COMMAND = {"close": "resolved"}
+TEMPLATE_ERROR = "notice_agent_error"
+EML_SUFFIX = ".eml"
+
+# Kinds of error mail, passed to the template as ``error_kind``.
+ERROR_COMMAND = "command"
+ERROR_UNKNOWN_TICKET = "unknown_ticket"
+ERROR_DEPARTMENT = "department"
+
+_HELP_SUFFIX = "; valid commands:"
+
+_MESSAGES: dict[str, dict[str, str]] = {
+    "pt_BR": {
+        "subject_line": "Assunto: {subject}",
+        "unknown_ticket": (
+            "o chamado {token} não existe; nada foi aplicado. Responda a partir da "
+            "notificação do chamado certo, ou escreva sem número para abrir um novo."
+        ),
+        "department": (
+            "o chamado {token} é do departamento {department}, do qual você não faz parte; "
+            "nada foi aplicado."
+        ),
+        "unknown_agent": "agente desconhecido {value!r} (agentes: {known})",
+        "ambiguous_agent": "{value!r} corresponde a mais de um agente ({matches})",
+        "unknown_department": "departamento desconhecido {value!r} (departamentos: {known})",
+        "also_invalid": "também inválidas: {lines}",
+    },
+    "en": {
+        "subject_line": "Subject: {subject}",
+        "unknown_ticket": (
+            "ticket {token} does not exist; nothing was applied. Reply from the right "
+            "ticket's notification, or write without a number to open a new one."
+        ),
+        "department": (
+            "ticket {token} belongs to the {department} department, which you are not in; "
+            "nothing was applied."
+        ),
+        "unknown_agent": "unknown agent {value!r} (agents: {known})",
+        "ambiguous_agent": "{value!r} matches more than one agent ({matches})",
+        "unknown_department": "unknown department {value!r} (departments: {known})",
+        "also_invalid": "also invalid: {lines}",
+    },
+}
 
 
-def _resolve_assignee(c: _Ctx, value: str) -> str | None:
-    value = value.strip()
-    if value.lower() == "me":
-        return c.msg.sender
-    agent = c.settings.agent(value)
-    if agent is not None:
-        return agent.email
-    for candidate in c.settings.agents:
-        if candidate.name.casefold() == value.casefold():
-            return candidate.email
-    return None
+def agent_trust_warning(settings: Settings) -> str | None:
+    """The start-up warning when agents are recognized by their From address alone."""
+    if not settings.agents or settings.agents_auth.require != "from":
+        return None
+    return (
+        "agents are trusted by their From address alone: anyone can forge "
+        f"From: {settings.agents[0].email} and act as an agent; set "
+        'agents_auth.require = "authentication-results" and '
+        "agents_auth.trusted_authserv_id to the receiving server's authserv-id"
+    )
 
 
-def apply_agent_opening(c: _Ctx) -> Ticket:
+# ---------------------------------------------------------------------------
+# opening
+# ---------------------------------------------------------------------------
+
+
+def apply_agent_opening(c: _Ctx) -> Ticket | None:
     """An agent wrote to a department address without a ticket reference.
 
     A forward opens the ticket for the forwarded message's sender; anything
-    else opens it for the agent.
+    else opens it for the agent. A token naming no ticket opens nothing.
     """
     from maild.apply import create_ticket_for
 
-    return create_ticket_for(c, requester=c.msg.sender, requester_name=c.msg.sender_name)
+    token = c.msg.token_number
+    if token is not None and not Ticket.select().where(Ticket.number == token).exists():
+        _refuse_unknown_ticket(c, token)
+        return None
+    forward = _usable_forward(c)
+    if forward is None:
+        return create_ticket_for(c, requester=c.msg.sender, requester_name=c.msg.sender_name)
+    return _open_for_forwarded_sender(c, forward)
 
 
-def apply_agent_message(c: _Ctx, ticket: Ticket) -> Ticket:
-    from maild.apply import _save_entry, customer_recipients
+def _usable_forward(c: _Ctx) -> Forward | None:
+    raw = c.app.raw_store.get(c.inbound.raw.sha256)
+    forward = extract_forward(c.msg.parsed, raw)
+    if forward is None:
+        return None
+    if forward.address in c.settings.own_addresses or forward.address == c.msg.sender:
+        return None  # a forwarded notification of ours, or the agent's own mail
+    return forward
 
-    parsed_cmds = parse_commands(c.msg.stripped_text)
-    errors = [(e.line, e.message) for e in parsed_cmds.errors]
-    changes: list[tuple[str, Any]] = []
-    internal = False
-    for cmd in parsed_cmds.commands:
-        if cmd.name == "note":
-            internal = True
-        elif cmd.name == "close":
-            changes.append(("status", "resolved"))
-        elif cmd.name == "status":
-            changes.append(("status", cmd.value))
-        elif cmd.name == "priority":
-            changes.append(("priority", cmd.value))
-        elif cmd.name == "assign":
-            who = _resolve_assignee(c, cmd.value or "")
-            if who is None:
-                errors.append((cmd.line, f"unknown agent {cmd.value!r}"))
-            else:
-                changes.append(("assign", who))
-        elif cmd.name == "department":
-            if c.settings.department(cmd.value or "") is None:
-                known = ", ".join(d.key for d in c.settings.departments)
-                errors.append((cmd.line, f"unknown department {cmd.value!r} (known: {known})"))
-            else:
-                changes.append(("department", cmd.value))
-    if errors:
-        line, message = errors[0]
-        store.add_event(
-            ticket, "agent_command_error", c.msg.sender, c.now, line=line, error=message
-        )
-        c.mail(
-            idem_key=c.idem("agent-error"),
-            template="notice_agent_error",
-            to=(c.msg.sender,),
-            department=c.department(ticket.department),
-            ticket=ticket,
-            subject=ticket.subject,
-            automatic=True,
-            capped=False,
-            context={
-                "error_line": line,
-                "error_message": message,
-                "valid_forms": VALID_FORMS,
-                "original_subject": c.msg.parsed.subject,
-            },
-        )
+
+def _open_for_forwarded_sender(c: _Ctx, forward: Forward) -> Ticket:
+    """Open the ticket as if the customer had written, but name the agent as its author."""
+    from maild.apply import create_ticket_for
+
+    agent = c.msg.sender
+    subject = forward.subject or c.msg.parsed.subject
+    attachments = c.msg.attachments
+    if forward.attached:  # the forwarded .eml itself is not a file of the customer's
+        attachments = tuple(a for a in attachments if not a.filename.lower().endswith(EML_SUFFIX))
+    as_customer = copy.copy(c)
+    as_customer.msg = dataclasses.replace(
+        c.msg,
+        parsed=dataclasses.replace(c.msg.parsed, subject=subject),
+        normalized_subject=normalize_subject(subject, c.settings.tickets.token_prefix),
+        sender=forward.address,
+        sender_name=forward.name,
+        stripped_text=forward.text,
+        attachments=attachments,
+    )
+    ticket = create_ticket_for(
+        as_customer, requester=forward.address, requester_name=forward.name, text=forward.text
+    )
+    # create_ticket_for names the message's sender as the actor; here that is the agent.
+    created = Event.get((Event.ticket == ticket) & (Event.kind == "created"))
+    created.actor = agent
+    created.data = {**(created.data or {}), "forwarded_by": agent}
+    created.save()
+    return ticket
+
+
+# ---------------------------------------------------------------------------
+# reply on a ticket
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _Change:
+    kind: str  # status | priority | assign | department
+    value: str | None
+
+
+def apply_agent_message(c: _Ctx, ticket: Ticket) -> Ticket | None:
+    """An agent's mail on ``ticket``: apply its commands, append it, relay it."""
+    token = c.msg.token_number
+    if token is not None and token != ticket.number:
+        # Threading found the ticket by other means, so the token names no ticket.
+        _refuse_unknown_ticket(c, token)
+        return None
+    agent = c.settings.agent(c.msg.sender)
+    if not _may_act_on(agent, c.msg.sender, ticket):
+        _refuse_department(c, ticket)
         return ticket
 
-    body = parsed_cmds.body.strip()
+    parsed = parse_commands(c.msg.stripped_text)
+    errors: list[tuple[str, str]] = [(e.line, _short(e.message)) for e in parsed.errors]
+    changes: list[_Change] = []
+    internal = False
+    for cmd in parsed.commands:
+        if cmd.name == "note":
+            internal = True
+            continue
+        change, error = _validate(c, cmd)
+        if error is not None:
+            errors.append((cmd.line, error))
+        elif change is not None:
+            changes.append(change)
+    if errors:
+        _refuse_commands(c, ticket, errors)
+        return ticket
+
     actor = c.msg.sender
     status_set = False
-    for kind, value in changes:
-        if kind == "status":
-            store.set_status(ticket, value, actor, c.now)
-            status_set = True
-        elif kind == "priority":
-            store.set_priority(ticket, value, actor, c.now)
-        elif kind == "assign" and ticket.assignee != value:
-            store.add_event(ticket, "assigned", actor, c.now, old=ticket.assignee, new=value)
-            ticket.assignee = value
-        elif kind == "department" and ticket.department != value:
-            store.add_event(
-                ticket, "department_changed", actor, c.now, old=ticket.department, new=value
-            )
-            ticket.department = value
+    for change in changes:
+        status_set = _apply_change(c, ticket, change, actor) or status_set
 
-    relay = bool(body) and not internal
-    if body or c.msg.accepted_attachments:
-        entry_kind = "note" if internal else "agent"
-        entry = _save_entry(c, ticket, entry_kind)
+    body = parsed.body.strip()
+    has_files = bool(c.msg.accepted_attachments)
+    if body or has_files:
+        entry = _save_entry(c, ticket, "note" if internal else "agent")
         entry.text = body
         entry.save()
+    relay = (bool(body) or has_files) and not internal
     if relay and not status_set:
         store.set_status(ticket, "waiting_customer", actor, c.now)
     store.touch(ticket, c.now)
     if relay:
-        requester, ccs = customer_recipients(ticket)
-        agent = c.settings.agent(c.msg.sender)
-        c.mail(
-            idem_key=c.idem("relay"),
-            template="agent_reply",
-            to=(requester,),
-            cc=ccs,
-            department=c.department(ticket.department),
-            ticket=ticket,
-            subject=ticket.subject,
-            automatic=False,
-            recipient_name=ticket.requester_name,
-            in_reply_to=_last_customer_message_id(ticket),
-            references=(),
-            context={
-                "message_text": body,
-                "agent_name": agent.name if agent else c.msg.sender_name,
-                "attachments": [
-                    {"filename": a.filename, "size": len(a.payload)}
-                    for a in c.msg.accepted_attachments
-                ],
-            },
-        )
+        _relay(c, ticket, body, agent)
     return ticket
 
 
-def _last_customer_message_id(ticket: Ticket) -> str | None:
-    from storage.models import ThreadEntry
+def _may_act_on(agent: Agent | None, sender: str, ticket: Ticket) -> bool:
+    if agent is None:  # the apply stage only calls us for agents; refuse if not
+        return False
+    return ticket.department in agent.departments or ticket.assignee == sender
 
+
+def _short(message: str) -> str:
+    """A parser message without its list of valid forms (the template lists them)."""
+    return message.split(_HELP_SUFFIX, 1)[0]
+
+
+def _text(c: _Ctx, key: str, **values: Any) -> str:
+    table = _MESSAGES.get(c.language, _MESSAGES["en"])
+    return table[key].format(**values)
+
+
+def _validate(c: _Ctx, cmd: Command) -> tuple[_Change | None, str | None]:
+    value = cmd.value or ""
+    if cmd.name == "assign":
+        return _resolve_assignee(c, value)
+    if cmd.name == "department":
+        if c.settings.department(value) is None:
+            known = ", ".join(d.key for d in c.settings.departments)
+            return None, _text(c, "unknown_department", value=value, known=known)
+        return _Change("department", value), None
+    return _Change(cmd.name, value), None  # status, priority: canonical already
+
+
+def _fold(value: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", value.strip())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
+
+
+def _resolve_assignee(c: _Ctx, value: str) -> tuple[_Change | None, str | None]:
+    """``me``, an agent's address, full name, first name or address local part."""
+    if value.casefold() == "me":
+        return _Change("assign", c.msg.sender), None
+    agents = c.settings.agents
+    agent = c.settings.agent(value)
+    if agent is not None:
+        return _Change("assign", agent.email), None
+    wanted = _fold(value)
+    for rule in (
+        lambda a: _fold(a.name) == wanted,
+        lambda a: _fold(a.name).split()[:1] == [wanted],
+        lambda a: _fold(a.email.split("@", 1)[0]) == wanted,
+    ):
+        matches = [a for a in agents if rule(a)]
+        if len(matches) == 1:
+            return _Change("assign", matches[0].email), None
+        if len(matches) > 1:
+            names = ", ".join(a.email for a in matches)
+            return None, _text(c, "ambiguous_agent", value=value, matches=names)
+    known = ", ".join(f"{a.name} <{a.email}>" for a in agents)
+    return None, _text(c, "unknown_agent", value=value, known=known)
+
+
+def _apply_change(c: _Ctx, ticket: Ticket, change: _Change, actor: str) -> bool:
+    """Apply one validated change with its event; True when it set the status."""
+    value = change.value
+    if change.kind == "status" and value:
+        store.set_status(ticket, value, actor, c.now)
+        return True
+    if change.kind == "priority" and value:
+        store.set_priority(ticket, value, actor, c.now)
+    elif change.kind == "assign":
+        _assign(c, ticket, value, actor)
+    elif change.kind == "department" and value and ticket.department != value:
+        store.add_event(
+            ticket, "department_changed", actor, c.now, old=ticket.department, new=value
+        )
+        ticket.department = value
+        assignee = c.settings.agent(ticket.assignee) if ticket.assignee else None
+        if assignee is not None and value not in assignee.departments:
+            _assign(c, ticket, None, actor)
+    return False
+
+
+def _assign(c: _Ctx, ticket: Ticket, value: str | None, actor: str) -> None:
+    if ticket.assignee == value:
+        return
+    store.add_event(ticket, "assigned", actor, c.now, old=ticket.assignee, new=value)
+    ticket.assignee = value
+
+
+def _save_entry(c: _Ctx, ticket: Ticket, kind: str) -> ThreadEntry:
+    from maild.apply import _save_entry as save
+
+    return save(c, ticket, kind)
+
+
+def _relay(c: _Ctx, ticket: Ticket, body: str, agent: Agent | None) -> None:
+    from maild.apply import customer_recipients
+
+    requester, ccs = customer_recipients(ticket)
+    c.mail(
+        idem_key=c.idem("relay"),
+        template="agent_reply",
+        to=(requester,),
+        cc=ccs,
+        department=c.department(ticket.department),
+        ticket=ticket,
+        subject=ticket.subject,
+        automatic=False,
+        recipient_name=ticket.requester_name,
+        in_reply_to=_last_customer_message_id(ticket),
+        references=(),
+        context={
+            "message_text": body,
+            "agent_name": agent.name if agent else c.msg.sender_name,
+            "attachments": [
+                {"filename": a.filename, "size": len(a.payload)} for a in c.msg.accepted_attachments
+            ],
+        },
+    )
+
+
+def _last_customer_message_id(ticket: Ticket) -> str | None:
     entry = (
         ThreadEntry.select()
         .where(
@@ -160,11 +352,59 @@ def _last_customer_message_id(ticket: Ticket) -> str | None:
     return entry.message_id if entry else None
 
 
-VALID_FORMS = [
-    "#status open|in_progress|waiting|resolved|closed",
-    "#priority low|normal|high|urgent (baixa|media|alta|urgente)",
-    "#assign <agent email or name>|me",
-    "#department <key>",
-    "#note",
-    "#close",
-]
+# ---------------------------------------------------------------------------
+# error mail to the agent
+# ---------------------------------------------------------------------------
+
+
+def _refuse_commands(c: _Ctx, ticket: Ticket, errors: list[tuple[str, str]]) -> None:
+    (line, message), rest = errors[0], errors[1:]
+    if rest:
+        others = ", ".join(repr(other) for other, _ in rest)
+        message = f"{message}; {_text(c, 'also_invalid', lines=others)}"
+    store.add_event(ticket, "agent_command_error", c.msg.sender, c.now, line=line, error=message)
+    _error_mail(c, ticket, ERROR_COMMAND, line, message)
+
+
+def _refuse_unknown_ticket(c: _Ctx, number: int) -> None:
+    from parsers.subject import format_token
+
+    token = format_token(number, c.settings.tickets.token_prefix)
+    line = _text(c, "subject_line", subject=c.msg.parsed.subject)
+    _error_mail(c, None, ERROR_UNKNOWN_TICKET, line, _text(c, "unknown_ticket", token=token))
+
+
+def _refuse_department(c: _Ctx, ticket: Ticket) -> None:
+    from parsers.subject import format_token
+
+    dept = c.settings.department(ticket.department)
+    token = format_token(ticket.number, c.settings.tickets.token_prefix)
+    message = _text(
+        c, "department", token=token, department=dept.name if dept else ticket.department
+    )
+    store.add_event(ticket, "agent_refused", c.msg.sender, c.now, reason=ERROR_DEPARTMENT)
+    line = _text(c, "subject_line", subject=c.msg.parsed.subject)
+    # ticket=None: the agent has no business with this ticket, so no link to it.
+    _error_mail(c, None, ERROR_DEPARTMENT, line, message)
+
+
+def _error_mail(c: _Ctx, ticket: Ticket | None, kind: str, line: str, message: str) -> None:
+    c.mail(
+        idem_key=c.idem("agent-error"),
+        template=TEMPLATE_ERROR,
+        to=(c.msg.sender,),
+        department=c.department(ticket.department if ticket else None),
+        ticket=ticket,
+        subject=ticket.subject if ticket else c.msg.parsed.subject,
+        automatic=True,
+        capped=False,
+        link_entitled=ticket is not None,
+        recipient_name=c.msg.sender_name,
+        context={
+            "error_kind": kind,
+            "error_line": line,
+            "error_message": message,
+            "valid_forms": list(VALID_FORMS),
+            "original_subject": c.msg.parsed.subject,
+        },
+    )
