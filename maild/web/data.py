@@ -26,6 +26,7 @@ from maild.config import Department
 from maild.outbound import MailRequest, queue_mail
 from maild.pipeline import IngestResult, ingest
 from maild.render import PRIORITY_LABELS, STATUS_LABELS
+from maild.status_mail import queue_status_change
 from maild.web.access import key_matches, parse_number, plausible_key
 from maild.web.links import RATING_STARS, page_path
 from maild.web.reply import SOURCE, build_reply
@@ -356,7 +357,8 @@ def _notify_agents(app: App, ticket: Ticket, event_id: int, event: str, **contex
 
 
 def close_ticket(app: App, number_text: str, key: str) -> str | None:
-    """The customer closes the ticket (status ``resolved``); agents are told.
+    """The customer closes the ticket (status ``resolved``); agents are told, and the
+    customer gets the ``resolved`` mail (with the rating links) like any resolution.
 
     Returns a flash code, or None when the link names no ticket.
     """
@@ -367,9 +369,20 @@ def close_ticket(app: App, number_text: str, key: str) -> str | None:
             return None
         if ticket.status in DONE_STATUSES:
             return "already_closed"
+        old_status = ticket.status
         store.set_status(ticket, "resolved", ticket.requester, now)
         store.touch(ticket, now)
         event = store.add_event(ticket, "closed_by_customer", ticket.requester, now, via=SOURCE)
+        # The requester and CCs get the ``resolved`` mail with the rating links.
+        queue_status_change(
+            app,
+            ticket,
+            old_status,
+            "resolved",
+            now,
+            idem_key=f"web-status:{ticket.id}:{event.id}",
+            actor=ticket.requester,
+        )
         language = app.settings.daemon.language
         _notify_agents(app, ticket, event.id, "closed", message_text=CLOSED_TEXT[language])
     return "closed"

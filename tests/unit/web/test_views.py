@@ -527,6 +527,9 @@ def test_customer_closes_the_ticket(app: App, client: Any, ticket: Ticket) -> No
     ]
     assert [row.recipients for row in notices] == [["ana@example.com"]]
     assert "O cliente encerrou o chamado" in outbox_texts("agent_notification")[-1]
+    resolved = Outbox.get(Outbox.template == "resolved")
+    assert resolved.recipients == ["cliente@example.com.br"]
+    assert f"{link_path(ticket)}?rate=4" in outbox_texts("resolved")[0]
     page = client.get(reply.headers["Location"]).text
     assert "Chamado encerrado" in page
     assert "/close" not in page and "/rate" in page and "/reply" not in page
@@ -534,6 +537,7 @@ def test_customer_closes_the_ticket(app: App, client: Any, ticket: Ticket) -> No
     again = client.post(link_path(ticket) + "/close", {"token": token})
     assert again.headers["Location"] == link_path(ticket) + "?m=already_closed"
     assert len([r for r in Outbox.select() if r.idem_key.startswith("web-closed:")]) == 1
+    assert Outbox.select().where(Outbox.template == "resolved").count() == 1
 
 
 # ---------------------------------------------------------------------------
