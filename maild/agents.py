@@ -122,7 +122,10 @@ def apply_agent_opening(c: _Ctx) -> Ticket | None:
 
 
 def _usable_forward(c: _Ctx) -> Forward | None:
-    raw = c.app.raw_store.get(c.inbound.raw.sha256)
+    try:
+        raw = c.app.raw_store.get(c.inbound.raw.sha256)
+    except OSError:
+        raw = b""  # a dry run keeps no raw bytes: inline forwards are still found
     forward = extract_forward(c.msg.parsed, raw)
     if forward is None:
         return None

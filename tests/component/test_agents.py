@@ -16,7 +16,7 @@ import pytest
 
 from maild.agents import agent_trust_warning
 from maild.app import App
-from maild.pipeline import IngestResult, ingest
+from maild.pipeline import IngestResult, dry_run, ingest
 from maild.sender import OutboxSender, SmtpTransport
 from storage.models import Event, Outbox, ThreadEntry, Ticket
 from tests.component.conftest import CUSTOMER, bodies, counts, mail, outbox, ticket
@@ -311,6 +311,9 @@ def test_department_moves_the_ticket_and_drops_an_assignee_not_in_it(app: App) -
     assert (moved.actor, moved.data) == (ANA, {"old": "suporte", "new": "financeiro"})
     assert events(number, "assigned")[-1].data == {"old": ANA, "new": None}
 
+    ingest(app, mail(subject=f"Re: [#{number}] Não consigo emitir NF-e", body="E agora?\n"))
+    assert outbox("agent_notification", number)[-1].recipients == [BRUNO]
+
 
 # ---------------------------------------------------------------------------
 # refusals: unknown ticket, other department
@@ -532,6 +535,14 @@ def test_forward_opens_the_ticket_for_the_original_sender(
     assert [r for r in outbox("notice_refused_attachments")] == []
     refused = ("Contrato assinado.eml" in bodies(row)[0] for row in outbox(ticket=t.number))
     assert not any(refused)
+
+
+def test_forward_in_a_dry_run_changes_nothing(make_app: Any) -> None:
+    app = make_app(**FORWARDING_AGENTS)
+    result = dry_run(app, read_fixture("forward-gmail-en.eml"))
+
+    assert result.outcome == "created"
+    assert counts()["tickets"] == 0
 
 
 def test_forward_notification_names_the_customer(make_app: Any) -> None:
