@@ -15,6 +15,7 @@ from maild.config import Department
 from maild.outbound import MailRequest, queue_mail
 from maild.policy import types as o
 from maild.policy.types import Classified, Decision
+from parsers.autoreply import is_robot_address
 from parsers.subject import strip_token
 from storage import tickets as store
 from storage.models import Inbound, Outbox, ThreadEntry, Ticket, TicketCC
@@ -277,7 +278,11 @@ def create_ticket_for(
     own = c.settings.own_addresses
     if not msg.is_agent:
         for address in msg.parsed.cc:
-            if _base_address(address) not in own and c.settings.agent(address) is None:
+            if (
+                _base_address(address) not in own
+                and c.settings.agent(address) is None
+                and not is_robot_address(address)
+            ):
                 store.add_cc(ticket, address, msg.sender, c.now)
     entry = _save_entry(c, ticket, "customer")
     if text is not None:

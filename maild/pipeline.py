@@ -84,10 +84,20 @@ def split_headers(raw: bytes) -> bytes:
 
 
 def store_inbound(
-    app: App, raw: bytes, source: str, position: ImapPosition | None = None
+    app: App,
+    raw: bytes,
+    source: str,
+    position: ImapPosition | None = None,
+    declared_size: int | None = None,
 ) -> Inbound:
-    """Write the raw bytes and an ``Inbound`` row durably; raise StorageUnavailableError."""
-    headers_only = len(raw) > app.settings.attachments.max_message_bytes
+    """Write the raw bytes and an ``Inbound`` row durably; raise StorageUnavailableError.
+
+    ``declared_size`` is the size a source reported for a message it did not
+    download whole (IMAP ``RFC822.SIZE`` of an oversize message): ``raw`` then
+    holds only its headers and the message is ``too_large``.
+    """
+    size = max(len(raw), declared_size or 0)
+    headers_only = size > app.settings.attachments.max_message_bytes
     kept = split_headers(raw) if headers_only else raw
     try:
         digest = app.raw_store.put(kept)
@@ -107,7 +117,7 @@ def store_inbound(
             if raw_row is None:
                 raw_row = RawMessage.create(
                     sha256=digest,
-                    size=len(raw),
+                    size=size,
                     headers_only=headers_only,
                     created_at=to_storage(app.clock.now()),
                 )
@@ -129,10 +139,14 @@ def store_inbound(
 
 
 def ingest(
-    app: App, raw: bytes, source: str = "ingest", position: ImapPosition | None = None
+    app: App,
+    raw: bytes,
+    source: str = "ingest",
+    position: ImapPosition | None = None,
+    declared_size: int | None = None,
 ) -> IngestResult:
     """Store then process one message. Raises only StorageUnavailableError."""
-    inbound = store_inbound(app, raw, source, position)
+    inbound = store_inbound(app, raw, source, position, declared_size)
     if inbound.state != INBOUND_RECEIVED:  # re-fetched IMAP message already handled
         return _result_of(inbound)
     return process_inbound(app, inbound, position=position)
@@ -327,6 +341,8 @@ def _safe_dedupe_key(raw: bytes, sha: str) -> str:
 
 
 def _record_position(position: ImapPosition) -> None:
+    """Advance the source's UIDVALIDITY/UID; never touches the lease columns,
+    which another instance may be renewing concurrently."""
     state = ImapState.get_or_none(ImapState.source == position.source)
     if state is None:
         ImapState.create(
@@ -334,11 +350,12 @@ def _record_position(position: ImapPosition) -> None:
         )
         return
     if state.uidvalidity != position.uidvalidity:
-        state.uidvalidity = position.uidvalidity
-        state.last_uid = position.uid
+        last_uid = position.uid
     else:
-        state.last_uid = max(state.last_uid or 0, position.uid)
-    state.save()
+        last_uid = max(state.last_uid or 0, position.uid)
+    ImapState.update(uidvalidity=position.uidvalidity, last_uid=last_uid).where(
+        ImapState.id == state.id
+    ).execute()
 
 
 def _view(ticket: Ticket) -> TicketView:
@@ -480,15 +497,17 @@ def _process_in_transaction(
 
 
 def rate_notice_due(address: str, now: datetime) -> bool:
-    """True once per sender per clock hour: the first rate-limited message gets a notice."""
-    window = to_storage(now.replace(minute=0, second=0, microsecond=0))
+    """True when this sender got no rate-limit notice in the past hour (the same
+    sliding hour the limit counts), so a held sender is told once per window."""
+    stamp = to_storage(now)
+    since = to_storage(now - timedelta(hours=1))
     if (
         RateWindowNotice.select()
-        .where((RateWindowNotice.address == address) & (RateWindowNotice.window_start == window))
+        .where((RateWindowNotice.address == address) & (RateWindowNotice.window_start > since))
         .exists()
     ):
         return False
-    RateWindowNotice.create(address=address, window_start=window)
+    RateWindowNotice.create(address=address, window_start=stamp)
     return True
 
 

@@ -125,10 +125,15 @@ def detect_auto_submitted(
     if return_path is not None and return_path.strip() in ("", "<>"):
         return REASON_EMPTY_RETURN_PATH
 
-    local = sender.rpartition("@")[0]
-    if local and _ROBOT_LOCAL_RE.match(local):
+    if is_robot_address(sender):
         return REASON_ROBOT_SENDER
 
     if subject and _is_ooo_subject(subject):
         return REASON_OOO_SUBJECT
     return None
+
+
+def is_robot_address(address: str) -> bool:
+    """True for machine mailboxes nobody reads (mailer-daemon@, no-reply@, ...)."""
+    local = address.lower().rpartition("@")[0]
+    return bool(local) and bool(_ROBOT_LOCAL_RE.match(local))
