@@ -26,13 +26,27 @@ class DatabaseURLError(ValueError):
     """The database URL cannot be understood."""
 
 
+class _SqliteDatabase(peewee.SqliteDatabase):
+    """Every transaction takes the write lock up front (``BEGIN IMMEDIATE``).
+
+    A deferred transaction that reads and then writes must upgrade its lock; in
+    WAL mode, when another connection committed meanwhile, SQLite answers
+    SQLITE_BUSY at once ("database is locked") without waiting the busy timeout.
+    The LMTP intake then tempfailed whenever the outbox sender committed at the
+    same moment. IMMEDIATE makes writers queue on the busy timeout instead.
+    """
+
+    def begin(self, lock_type: str | None = None) -> None:
+        super().begin(lock_type or "IMMEDIATE")
+
+
 def make_database(url: str) -> peewee.Database:
     """Build (but do not connect) a peewee database for ``url``."""
     if url.startswith("sqlite:///"):
         path = url[len("sqlite:///") :]
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return peewee.SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
+        return _SqliteDatabase(path, pragmas=SQLITE_PRAGMAS, check_same_thread=False)
     parsed = urlparse(url)
     if parsed.scheme in ("postgres", "postgresql"):
         name = parsed.path.lstrip("/")
