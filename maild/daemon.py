@@ -27,8 +27,9 @@ from maild.app import App, build_app
 from maild.config import ConfigError, Settings, load_settings
 from maild.notify import Notifier, watchdog_interval
 from maild.pipeline import IngestResult, recover
-from maild.sender import OutboxSender, make_transport
-from storage.models import OUTBOX_PENDING, Outbox, aware
+from maild.sender import MaildirTransport, OutboxSender, Transport, make_transport
+from storage import outbox as ob
+from storage.models import OUTBOX_PENDING, Outbox, OutboxAttempt, aware
 
 log = structlog.get_logger("maild.daemon")
 
@@ -78,7 +79,8 @@ class Daemon:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._stopping = asyncio.Event()
+        if self._stopping is None:
+            self._stopping = asyncio.Event()
         self._wake_sender = asyncio.Event()
         # Messages stored by a previous run whose outcome never committed.
         recovered = await asyncio.to_thread(recover, self.app)
@@ -86,6 +88,9 @@ class Daemon:
             self.on_ingested(result)
         if recovered:
             log.info("daemon.recovered", count=len(recovered))
+        released = await asyncio.to_thread(recover_outbox, self.app, self._sender.transport)
+        if released:
+            log.info("outbox.claims_released", count=released)
         settings = self.app.settings
         if settings.listener.enabled:
             from maild.intake.lmtp import start_listener
@@ -209,12 +214,14 @@ class Daemon:
         log.info("daemon.stopped", **self.counters.outcomes)
 
     async def run(self) -> int:
-        await self.start()
-        assert self._stopping is not None
         loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        # Handlers before start(): the listener accepts as soon as it is bound, and
+        # a SIGTERM or SIGHUP arriving then must not kill us with the default action.
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.request_stop)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
+        await self.start()
         tasks = [
             asyncio.create_task(self.sender_loop(), name="sender"),
             asyncio.create_task(self.watchdog_loop(), name="watchdog"),
@@ -229,6 +236,80 @@ class Daemon:
                 task.cancel()
         await self.shutdown()
         return 0
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # a previous run that had our pid (containers reuse pid 1)
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _maildir_holds(folder: Path, message_id: str, since: float) -> bool:
+    """True when Maildir ``folder`` has a message ``message_id`` written after ``since``."""
+    wanted = f"<{message_id.strip('<>')}>".encode()
+    for sub in ("new", "cur"):
+        box = folder / sub
+        if not box.is_dir():
+            continue
+        for path in box.iterdir():
+            try:
+                if path.stat().st_mtime < since:
+                    continue
+                with path.open("rb") as fh:
+                    head = fh.read(16384).split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
+            except OSError:
+                continue
+            for line in head.splitlines():
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"message-id" and value.strip() == wanted:
+                    return True
+    return False
+
+
+def recover_outbox(app: App, transport: Transport) -> int:
+    """Free outbox rows claimed by a process of this host that is gone (kill -9).
+
+    Their claims would otherwise hold them for the whole lease (minutes) after a
+    restart. A row whose delivery had begun is "in doubt"; with the Maildir
+    transport the doubt can be settled by looking: the message is in the Maildir
+    (it was delivered: record it sent) or it is not (Maildir writes are atomic
+    renames, so it never arrived: send it). SMTP rows stay in doubt for the sender.
+    """
+    host = socket.gethostname()
+    now = app.clock.now()
+    released = 0
+    rows = Outbox.select().where(
+        (Outbox.status == OUTBOX_PENDING) & Outbox.claimed_by.is_null(False)
+    )
+    for row in list(rows):
+        owner_host, _, rest = str(row.claimed_by).partition(":")
+        pid = rest.split(":", 1)[0]
+        if owner_host != host or not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        with app.db.atomic():
+            sending = OutboxAttempt.get_or_none(
+                (OutboxAttempt.outbox == row.id) & (OutboxAttempt.result == ob.ATTEMPT_SENDING)
+            )
+            if sending is not None and isinstance(transport, MaildirTransport):
+                since = (aware(sending.at) or now).timestamp() - 60
+                if _maildir_holds(transport.path, row.message_id, since):
+                    ob.record_sent(row, now, "found in the Maildir after a crash")
+                    released += 1
+                    continue
+                sending.result = ob.ATTEMPT_DEFERRED
+                sending.detail = "interrupted by a crash before reaching the Maildir"
+                sending.save()
+            Outbox.update(claimed_by=None, claimed_until=None).where(
+                (Outbox.id == row.id) & (Outbox.claimed_by == row.claimed_by)
+            ).execute()
+            released += 1
+    return released
 
 
 def run_daemon(settings: Settings) -> int:
