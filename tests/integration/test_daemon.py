@@ -388,3 +388,65 @@ def _connects(port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+# ---------------------------------------------------------------------------
+# recover_outbox, directly: the two ways an interrupted Maildir delivery ends
+# ---------------------------------------------------------------------------
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait(10)
+    return proc.pid
+
+
+@pytest.mark.parametrize("reached_maildir", [True, False])
+def test_recover_outbox_settles_a_delivery_cut_by_a_crash(make_app, reached_maildir) -> None:
+    from maild.daemon import recover_outbox
+    from maild.sender import MaildirTransport, OutboxSender
+    from storage import outbox as ob
+    from storage.models import Outbox, OutboxAttempt, utcnow
+
+    app = make_app()
+    transport = MaildirTransport(app.settings.daemon.data_dir / "outbox")
+    raw = b"To: cliente@example.com.br\r\nMessage-ID: <ack-1@example.com>\r\n\r\nOi\r\n"
+    dead = f"{socket.gethostname()}:{_dead_pid()}"
+    row = Outbox.create(
+        idem_key="ack:1",
+        template="confirmation",
+        mail_from="suporte@example.com",
+        recipients=["cliente@example.com.br"],
+        message_id="ack-1@example.com",
+        raw=raw,
+        claimed_by=dead,
+        claimed_until=utcnow() + ob.CLAIM_LEASE,
+    )
+    OutboxAttempt.create(outbox=row.id, at=utcnow(), result=ob.ATTEMPT_SENDING)
+    alive = Outbox.create(
+        idem_key="ack:2",
+        template="confirmation",
+        mail_from="suporte@example.com",
+        recipients=["c2@example.com.br"],
+        message_id="ack-2@example.com",
+        raw=b"x",
+        claimed_by=f"{socket.gethostname()}:{os.getppid()}",  # a live process
+        claimed_until=utcnow() + ob.CLAIM_LEASE,
+    )
+    if reached_maildir:
+        transport.deliver("suporte@example.com", ["cliente@example.com.br"], raw)
+
+    assert recover_outbox(app, transport) == 1
+
+    fresh = Outbox.get_by_id(row.id)
+    assert Outbox.get_by_id(alive.id).claimed_by == alive.claimed_by  # a live owner keeps it
+    assert not ob.in_doubt(fresh)
+    if reached_maildir:
+        assert fresh.status == "sent"
+    else:
+        assert (fresh.status, fresh.claimed_by) == ("pending", None)
+        OutboxSender(app, transport, owner="test").run_once()
+        assert Outbox.get_by_id(row.id).status == "sent"
+    box = app.settings.daemon.data_dir / "outbox" / "new"
+    copies = [p for p in box.iterdir() if b"<ack-1@example.com>" in p.read_bytes()]
+    assert len(copies) == 1  # delivered exactly once either way
