@@ -58,9 +58,7 @@ class IntakeHandler:
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
-    async def handle_DATA(
-        self, server: SMTP, session: Session, envelope: Envelope
-    ) -> str:
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         raw = envelope.original_content or b""
         count = max(1, len(envelope.rcpt_tos))
         lmtp = isinstance(server, LMTP)
@@ -75,10 +73,18 @@ class IntakeHandler:
         except StorageUnavailableError as exc:
             log.warning("lmtp.tempfail", error=str(exc))
             return _per_recipient(ERR_451, count, lmtp)
+        except Exception as exc:
+            # Anything unexpected must still be temporary: aiosmtpd would answer 500
+            # and the MTA would bounce the customer's mail instead of retrying it.
+            log.error("lmtp.failed", error=f"{type(exc).__name__}: {exc}")
+            return _per_recipient(ERR_451, count, lmtp)
         finally:
             self.in_flight -= 1
         if self.on_ingested is not None:
-            self.on_ingested(result)
+            try:
+                self.on_ingested(result)
+            except Exception as exc:  # the message is stored: its 250 stands
+                log.error("lmtp.callback_failed", error=f"{type(exc).__name__}: {exc}")
         return _per_recipient(OK_250, count, lmtp)
 
 
