@@ -15,8 +15,9 @@ import shutil
 import smtplib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,18 +54,19 @@ def message(message_id: str, to: str = "suporte@example.com") -> bytes:
 class Listener:
     """An asyncio loop in a thread serving ``start_listener(app)``."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, on_ingested: Callable[[Any], None] | None = None) -> None:
         self.app = app
         self.port = app.settings.listener.port
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.server: asyncio.AbstractServer | None = None
         self.ingested: list = []
+        self.on_ingested = on_ingested or self.ingested.append
 
     def start(self) -> Listener:
         self.thread.start()
         future = asyncio.run_coroutine_threadsafe(
-            start_listener(self.app, self.ingested.append), self.loop
+            start_listener(self.app, self.on_ingested), self.loop
         )
         self.server, _handler = future.result(timeout=10)
         return self
@@ -86,9 +88,9 @@ class Listener:
 def serve(make_app) -> Iterator:
     started: list[Listener] = []
 
-    def start(protocol: str = "lmtp") -> Listener:
+    def start(protocol: str = "lmtp", on_ingested: Callable[[Any], None] | None = None) -> Listener:
         app = make_app(listener={"enabled": True, "protocol": protocol, "port": free_port()})
-        listener = Listener(app).start()
+        listener = Listener(app, on_ingested).start()
         started.append(listener)
         return listener
 
@@ -204,6 +206,36 @@ def test_storage_failure_answers_451_and_keeps_nothing(serve) -> None:
         client.rcpt("suporte@example.com")
         assert [c for c, _ in send_data(client, raw, replies=1)] == [250]
     assert (Inbound.select().count(), Ticket.select().count()) == (1, 1)
+
+
+def test_unexpected_error_is_temporary_not_a_bounce(serve, monkeypatch) -> None:
+    """A bug below the listener must make the MTA retry (4xx), never bounce (5xx)."""
+    import maild.intake.lmtp as lmtp
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr(lmtp, "ingest", broken)
+    listener = serve()
+    with lmtp_client(listener) as client:
+        client.mail(CUSTOMER)
+        client.rcpt("suporte@example.com")
+        client.rcpt("financeiro@example.com")
+        replies = send_data(client, message("bug@cliente.example"), replies=2)
+        assert [code for code, _ in replies] == [451, 451], replies
+        assert client.noop()[0] == 250
+
+
+def test_failing_callback_does_not_change_the_reply(serve) -> None:
+    def broken(result) -> None:
+        raise RuntimeError("counter bug")
+
+    listener = serve(on_ingested=broken)
+    with lmtp_client(listener) as client:
+        refused = client.sendmail(CUSTOMER, ["suporte@example.com"], message("cb@c.example"))
+    assert refused == {}  # stored, so 250 although the callback failed
+    listener.app.db.connect(reuse_if_open=True)
+    assert Inbound.select().count() == 1
 
 
 def test_empty_message_is_refused(serve) -> None:
