@@ -7,6 +7,7 @@ crash leaves either all of it or none of it.
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
 
@@ -215,15 +216,21 @@ def _notify_agents(c: _Ctx, ticket: Ticket, event: str, **extra: Any) -> None:
     )
 
 
+@functools.lru_cache(maxsize=8)
+def _calendar(days: tuple[str, ...], open_: str, close: str, timezone: str, holidays: str) -> Any:
+    """Building a calendar loads the holiday tables: once per settings, not per message."""
+    from maild import business_time as bt
+
+    return bt.BusinessCalendar.from_settings(days, open_, close, timezone, holidays or None)
+
+
 def _sla(c: _Ctx) -> dict[str, Any]:
     """Expected first response, and whether we are outside business hours now."""
     from maild import business_time as bt
 
     bh = c.settings.business_hours
     try:
-        cal = bt.BusinessCalendar.from_settings(
-            bh.days, bh.open, bh.close, c.settings.daemon.timezone, bh.holidays or None
-        )
+        cal = _calendar(bh.days, bh.open, bh.close, c.settings.daemon.timezone, bh.holidays)
         due = bt.due_for(cal, c.now, c.settings.sla.first_response)
         outside = not bt.is_open(cal, c.now)
         nxt = bt.next_opening(cal, c.now) if outside else None

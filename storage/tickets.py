@@ -92,11 +92,8 @@ def add_cc(ticket: Ticket, address: str, actor: str, now: datetime) -> bool:
 def remember_message_id(ticket: Ticket, message_id: str | None) -> None:
     if not message_id:
         return
-    exists = KnownMessageId.select().where(
-        (KnownMessageId.message_id == message_id) & (KnownMessageId.ticket == ticket)
-    )
-    if not exists.exists():
-        KnownMessageId.create(message_id=message_id, ticket=ticket)
+    # One statement, safe against a concurrent writer remembering the same id.
+    KnownMessageId.insert(message_id=message_id, ticket=ticket).on_conflict_ignore().execute()
 
 
 def add_entry(
