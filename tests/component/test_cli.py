@@ -13,12 +13,14 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
 from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+import structlog
 
 from maild.cli import run_cli
 from tests.shipped_settings import write_settings
@@ -70,6 +72,15 @@ class Maild:
 
     def json(self, *argv: str):
         return json.loads(self.ok(*argv, "--json"))
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """run_cli configures structlog for the process (level warning); undo it afterwards,
+    or later tests' ``capture_logs`` would miss every info event."""
+    saved = structlog.get_config()
+    yield
+    structlog.configure(**saved)
 
 
 @pytest.fixture
