@@ -149,7 +149,10 @@ def ingest(
     inbound = store_inbound(app, raw, source, position, declared_size)
     if inbound.state != INBOUND_RECEIVED:  # re-fetched IMAP message already handled
         return _result_of(inbound)
-    return process_inbound(app, inbound, position=position)
+    # Hand the bytes on rather than re-reading them: one copy of a large
+    # message in memory, not two (too_large ones are processed from the headers kept).
+    stored = None if inbound.raw.headers_only else raw
+    return process_inbound(app, inbound, position=position, raw=stored)
 
 
 def dry_run(app: App, raw: bytes, source: str = "ingest") -> IngestResult:
@@ -190,10 +193,15 @@ def process_inbound(
     *,
     position: ImapPosition | None = None,
     bypass_rate_limit: bool = False,
+    raw: bytes | None = None,
 ) -> IngestResult:
-    """Decide and apply one stored message; quarantine it when that fails."""
+    """Decide and apply one stored message; quarantine it when that fails.
+
+    ``raw`` may be given when the caller holds exactly the stored bytes.
+    """
     started = app.clock.now()
-    raw = _load_raw(app, inbound)
+    if raw is None:
+        raw = _load_raw(app, inbound)
     bound = structlog.contextvars.bound_contextvars(inbound_id=inbound.id, source=inbound.source)
     with bound:
         last_error = ""

@@ -594,7 +594,7 @@ class _BodyReader:
                 u: data[ITEM_BODY] for u, data in response.items() if ITEM_BODY in data
             }
             self._fetched = set(group)
-        return self._pending.get(uid)
+        return self._pending.pop(uid, None)  # the caller holds the only copy
 
 
 def _is(response: Any, name: bytes) -> bool:
