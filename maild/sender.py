@@ -7,9 +7,11 @@ fails it for good, with a system note on its ticket. A failure before the
 message is offered (connection, TLS, EHLO, AUTH) says nothing about the message
 and always defers. TLS failures never fall back to plaintext.
 
-A row whose previous delivery was interrupted (the sender died between handing
-it over and recording the answer) is failed with a note instead of being sent
-again: it may already have been delivered (see ``storage.outbox``).
+A row whose previous delivery was interrupted (the sender died between starting
+DATA and recording the answer) is failed with a note instead of being sent
+again: it may already have been delivered (see ``storage.outbox``). The claim
+is renewed right before DATA; a row whose claim was lost meanwhile is left to
+the sender that holds it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import secrets
 import smtplib
 import socket
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -35,6 +38,9 @@ from storage.models import Outbox, Ticket
 
 log = structlog.get_logger("maild.sender")
 
+SMTP_OK = 250
+SMTP_WILL_FORWARD = 251
+
 
 @dataclass(frozen=True)
 class DeliveryResult:
@@ -43,8 +49,22 @@ class DeliveryResult:
     detail: str = ""
 
 
+# Called by a transport right before the point of no return (SMTP ``DATA``); False
+# aborts the delivery. The sender commits its "being delivered" mark there, so a
+# crash can leave a message in doubt only while it is actually being handed over.
+BeforeData = Callable[[], bool]
+
+CLAIM_LOST = "aborted before DATA: the row is no longer ours to send"
+
+
 class Transport(Protocol):
-    def deliver(self, mail_from: str, recipients: list[str], raw: bytes) -> DeliveryResult: ...
+    def deliver(
+        self,
+        mail_from: str,
+        recipients: list[str],
+        raw: bytes,
+        before_data: BeforeData | None = None,
+    ) -> DeliveryResult: ...
 
     def close(self) -> None: ...
 
@@ -56,7 +76,15 @@ class MaildirTransport:
         self.path = Path(path)
         self.box = mailbox.Maildir(str(self.path), create=True)
 
-    def deliver(self, mail_from: str, recipients: list[str], raw: bytes) -> DeliveryResult:
+    def deliver(
+        self,
+        mail_from: str,
+        recipients: list[str],
+        raw: bytes,
+        before_data: BeforeData | None = None,
+    ) -> DeliveryResult:
+        if before_data is not None and not before_data():
+            return DeliveryResult(False, False, CLAIM_LOST)
         envelope = (
             f"X-Maild-Envelope-From: {mail_from}\r\n"
             f"X-Maild-Envelope-To: {', '.join(recipients)}\r\n"
@@ -93,7 +121,13 @@ class SmtpTransport:
             conn.login(s.username, s.password or "")
         return conn
 
-    def deliver(self, mail_from: str, recipients: list[str], raw: bytes) -> DeliveryResult:
+    def deliver(
+        self,
+        mail_from: str,
+        recipients: list[str],
+        raw: bytes,
+        before_data: BeforeData | None = None,
+    ) -> DeliveryResult:
         if self.conn is None:
             try:
                 self.conn = self._connect()
@@ -102,24 +136,46 @@ class SmtpTransport:
                 # about this message: even a 5xx here (535 bad credentials) defers.
                 self.close()
                 return DeliveryResult(False, False, f"connect: {_error_text(exc)}")
+        conn = self.conn
         try:
-            refused = self.conn.sendmail(mail_from, recipients, raw)
-        except smtplib.SMTPRecipientsRefused as exc:
+            # smtplib's sendmail() step by step, to run ``before_data`` between RCPT and DATA.
+            code, reply = conn.mail(mail_from)
+            if code != SMTP_OK:
+                return self._reset(code, f"MAIL FROM: {code} {_text(reply)}")
+            refused: dict[str, tuple[int, bytes]] = {}
+            for rcpt in recipients:
+                code, reply = conn.rcpt(rcpt)
+                if code not in (SMTP_OK, SMTP_WILL_FORWARD):
+                    refused[rcpt] = (code, reply)
+            if len(refused) == len(recipients):
+                permanent = all(500 <= c < 600 for c, _ in refused.values())
+                self._reset(0, "")
+                return DeliveryResult(False, permanent, _describe(refused))
+            if before_data is not None and not before_data():
+                self._reset(0, "")
+                return DeliveryResult(False, False, CLAIM_LOST)
+            code, reply = conn.data(raw)
+            if code != SMTP_OK:
+                return self._reset(code, f"{code} {_text(reply)}")
+        except smtplib.SMTPResponseException as exc:  # e.g. DATA answered without 354
             self.close()
-            codes = [code for code, _ in exc.recipients.values()]
-            permanent = all(500 <= c < 600 for c in codes)
-            return DeliveryResult(False, permanent, _describe(exc.recipients))
-        except smtplib.SMTPResponseException as exc:
-            self.close()
-            detail = f"{exc.smtp_code} {_text(exc.smtp_error)}"
-            return DeliveryResult(False, 500 <= exc.smtp_code < 600, detail)
+            return DeliveryResult(False, 500 <= exc.smtp_code < 600, _error_text(exc))
         except (TimeoutError, smtplib.SMTPException, OSError, ssl.SSLError) as exc:
             self.close()
             return DeliveryResult(False, False, _error_text(exc))
         if refused:
             # Some recipients refused, others accepted: the message went out; note it.
             return DeliveryResult(True, False, f"partly refused: {_describe(refused)}")
-        return DeliveryResult(True, False, "250 accepted")
+        return DeliveryResult(True, False, f"{code} {_text(reply)}")
+
+    def _reset(self, code: int, detail: str) -> DeliveryResult:
+        """RSET after a refusal (a fresh connection next time if that fails too)."""
+        try:
+            assert self.conn is not None
+            self.conn.rset()
+        except (smtplib.SMTPException, OSError):
+            self.close()
+        return DeliveryResult(False, 500 <= code < 600, detail)
 
     def close(self) -> None:
         if self.conn is not None:
@@ -178,10 +234,8 @@ class OutboxSender:
             for row in rows:
                 if ob.in_doubt(row):
                     self._interrupted(row)
-                elif ob.begin_attempt(row, self.owner, self.app.clock.now()):
-                    self._send(row)
                 else:
-                    log.warning("outbox.claim_lost", outbox_id=row.id, owner=self.owner)
+                    self._send(row)
         finally:
             self.transport.close()
         return len(rows)
@@ -200,7 +254,20 @@ class OutboxSender:
         self._record(row, DeliveryResult(False, True, INTERRUPTED_DETAIL))
 
     def _send(self, row: Outbox) -> None:
-        result = self.transport.deliver(row.mail_from, list(row.recipients), bytes(row.raw))
+        claimed = True
+
+        def before_data() -> bool:
+            # Renew the claim and commit the "being delivered" mark (storage.outbox).
+            nonlocal claimed
+            claimed = ob.begin_attempt(row, self.owner, self.app.clock.now())
+            return claimed
+
+        result = self.transport.deliver(
+            row.mail_from, list(row.recipients), bytes(row.raw), before_data=before_data
+        )
+        if not claimed:
+            log.warning("outbox.claim_lost", outbox_id=row.id, owner=self.owner)
+            return
         self._record(row, result)
 
     def _record(self, row: Outbox, result: DeliveryResult) -> None:

@@ -4,10 +4,11 @@ Rows are added inside the caller's transaction (with the ticket change that
 caused them). Senders claim due rows atomically -- ``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL, a write transaction on SQLite -- so two senders never take one row.
 
-Right before handing a row to the transport the sender renews its claim and
-commits a ``sending`` attempt (``begin_attempt``); the result replaces it. A row
-found with a ``sending`` attempt left over was being delivered when its sender
-died: it may have reached the server, so it is not sent again automatically
+Right before the message itself is handed over (SMTP ``DATA``, after the server
+took MAIL and RCPT) the sender renews its claim and commits a ``sending`` attempt
+(``begin_attempt``); the result replaces it. A row found with a ``sending``
+attempt left over was being handed over when its sender died: it may have
+reached the server, so it is not sent again automatically
 (``in_doubt``) -- the sender fails it with a note and ``maild outbox retry ID``
 sends it again. Sending nothing twice wins over retrying blindly (SPEC §2.3).
 

@@ -317,7 +317,6 @@ def test_sender_abandoned_mid_batch_sends_nothing_twice(
     dead = sender_for(app, owner="dead")
     batch = ob.claim_due("dead", clock.now(), limit=10)
     assert len(batch) == total
-    assert ob.begin_attempt(batch[0], "dead", clock.now())
     dead._send(batch[0])  # delivered and recorded; then the process is gone
     del dead
 
@@ -369,6 +368,23 @@ def test_delivery_interrupted_before_it_was_recorded_is_not_resent(
     assert fresh(first).status == ob.OUTBOX_SENT
 
 
+def test_a_sender_whose_lease_ran_out_leaves_the_row_to_the_new_owner(
+    make_app: Callable[..., App], smtp_sink: SmtpSink, clock: FrozenClock
+) -> None:
+    app = make_app(smtp=smtp_table(smtp_sink))
+    _ticket, row = open_ticket(app)
+    slow = sender_for(app, owner="slow")
+    stale = [r for r in ob.claim_due("slow", clock.now()) if r.id == row.id]
+    clock.advance(minutes=6)  # "slow" took too long: its lease ran out
+    sender_for(app, owner="fast").run_once()
+    assert fresh(row).status == ob.OUTBOX_SENT
+
+    slow._send(stale[0])  # the slow one gets to it at last
+
+    assert attempts_for(smtp_sink, row.message_id) == 1  # aborted before DATA
+    assert fresh(row).status == ob.OUTBOX_SENT
+
+
 _KILLABLE_SENDER = """
 import sys
 from datetime import datetime
@@ -388,8 +404,8 @@ app = App(settings, open_database(f"sqlite:///{tmp / 'maild.sqlite3'}"), FrozenC
 class StallAfterFirst(SmtpTransport):
     calls = 0
 
-    def deliver(self, mail_from, recipients, raw):
-        result = super().deliver(mail_from, recipients, raw)
+    def deliver(self, mail_from, recipients, raw, before_data=None):
+        result = super().deliver(mail_from, recipients, raw, before_data)
         StallAfterFirst.calls += 1
         if StallAfterFirst.calls == 1:
             print("delivered", flush=True)
