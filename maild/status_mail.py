@@ -35,19 +35,12 @@ from typing import Any
 from maild.app import App
 from maild.outbound import MailRequest, queue_mail
 from storage.models import TICKET_STATUSES, Outbox, ThreadEntry, Ticket, TicketCC
-from storage.queries import ticket_link
+from storage.queries import RATING_STARS, rating_links
 
 __all__ = ["RATING_STARS", "queue_status_change", "rating_links", "should_notify"]
 
-RATING_STARS: tuple[int, ...] = (1, 2, 3, 4, 5)
 # How many of the ticket's customer Message-IDs go into References.
 MAX_REFERENCES = 10
-
-
-def rating_links(base_url: str, ticket: Ticket) -> list[dict[str, Any]]:
-    """One ``{stars, url}`` per star count, for the ``resolved`` mail."""
-    link = ticket_link(base_url, ticket)
-    return [{"stars": n, "url": f"{link}?rate={n}"} for n in RATING_STARS]
 
 
 def should_notify(old_status: str, new_status: str, *, by_customer: bool = False) -> bool:

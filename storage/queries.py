@@ -36,6 +36,19 @@ def ticket_link(base_url: str, ticket: Ticket) -> str:
     return f"{base_url.rstrip('/')}/t/{ticket.number}/{ticket.access_key}"
 
 
+RATING_STARS: tuple[int, ...] = (1, 2, 3, 4, 5)
+
+
+def rating_links(base_url: str, ticket: Ticket) -> list[dict[str, Any]]:
+    """One ``{stars, url}`` per star count, for the ``resolved`` mail.
+
+    The URL only opens the page with the stars pre-selected (mail scanners
+    prefetch links, so a GET never records anything); a POST there confirms.
+    """
+    link = ticket_link(base_url, ticket)
+    return [{"stars": n, "url": f"{link}?rate={n}"} for n in RATING_STARS]
+
+
 def ticket_ccs(ticket: Ticket) -> list[str]:
     return [
         row.address
