@@ -205,6 +205,7 @@ def apply_agent_message(c: _Ctx, ticket: Ticket) -> Ticket | None:
         return ticket
 
     actor = c.msg.sender
+    old_status = ticket.status
     status_set = False
     for change in changes:
         status_set = _apply_change(c, ticket, change, actor) or status_set
@@ -221,6 +222,13 @@ def apply_agent_message(c: _Ctx, ticket: Ticket) -> Ticket | None:
     store.touch(ticket, c.now)
     if relay:
         _relay(c, ticket, body, agent)
+    if status_set and ticket.status != old_status:
+        # A command changed the status: the customer hears of it (resolved asks for a rating).
+        from maild.status_mail import queue_status_change
+
+        queue_status_change(
+            c.app, ticket, old_status, ticket.status, c.now, c.idem("status"), actor
+        )
     return ticket
 
 

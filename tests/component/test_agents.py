@@ -8,6 +8,7 @@ end-to-end test delivers it over real SMTP to the ``smtp_sink``.
 from __future__ import annotations
 
 import email
+import email.policy
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from typing import Any
@@ -238,6 +239,27 @@ def test_close_resolves(app: App) -> None:
 
     assert ticket(number).status == "resolved"
     assert len(outbox("agent_reply", number)) == 1
+
+
+def test_close_sends_the_customer_the_resolved_mail_with_rating_links(app: App) -> None:
+    number = open_ticket(app)
+    ingest(app, agent_reply(number, "#close\n\nResolvido, obrigado!"))
+
+    (row,) = outbox("resolved", number)
+    parsed = email.message_from_bytes(bytes(row.raw), policy=email.policy.default)
+    text = parsed.get_body(("plain",)).get_content()
+    t = ticket(number)
+    assert row.recipients == [t.requester]
+    assert f"/t/{number}/{t.access_key}?rate=5" in text
+
+
+def test_status_command_mails_the_change_but_a_plain_reply_does_not(app: App) -> None:
+    number = open_ticket(app)
+    ingest(app, agent_reply(number, "Estamos verificando."))
+    assert outbox("status_changed", number) == []  # the reply itself tells the customer
+
+    ingest(app, agent_reply(number, "#status in_progress"))
+    assert len(outbox("status_changed", number)) == 1
 
 
 @pytest.mark.parametrize("who", ["me", "Ana", "ana", "ANA@example.com", "ana@example.com"])
