@@ -35,6 +35,7 @@ log = structlog.get_logger("maild.daemon")
 
 SHUTDOWN_GRACE_SECONDS = 8.0  # systemd's default stop timeout is longer; the SPEC asks 10 s
 SENDER_IDLE_SECONDS = 30.0  # safety-net pass even when nothing woke the sender
+IMAP_TIMEOUT_SECONDS = 8.0
 
 
 @dataclass
@@ -91,6 +92,9 @@ class Daemon:
         released = await asyncio.to_thread(recover_outbox, self.app, self._sender.transport)
         if released:
             log.info("outbox.claims_released", count=released)
+        leases = await asyncio.to_thread(recover_imap_leases, self.app)
+        if leases:
+            log.info("imap.leases_released", count=leases)
         settings = self.app.settings
         if settings.listener.enabled:
             from maild.intake.lmtp import start_listener
@@ -112,12 +116,15 @@ class Daemon:
     def _start_imap(self) -> None:
         if not self.app.settings.imap:
             return
-        from maild.intake.imap import ImapRunner
+        from maild.intake.imap import DefaultImapConnector, ImapRunner
 
+        # A connect or fetch in progress must not hold SIGTERM past the 10 s budget.
+        connector = DefaultImapConnector(timeout=IMAP_TIMEOUT_SECONDS)
         for source in self.app.settings.imap:
             runner = ImapRunner(
                 self.app,
                 source,
+                connector,
                 owner=self.owner,
                 stop_event=self.stop_event,
                 on_ingested=self.on_ingested,
@@ -309,6 +316,26 @@ def recover_outbox(app: App, transport: Transport) -> int:
                 (Outbox.id == row.id) & (Outbox.claimed_by == row.claimed_by)
             ).execute()
             released += 1
+    return released
+
+
+def recover_imap_leases(app: App) -> int:
+    """Free IMAP source leases held by a process of this host that is gone (kill -9),
+    so a restarted daemon picks its mailboxes up at once, not when the lease expires."""
+    from storage.models import ImapState
+
+    host = socket.gethostname()
+    released = 0
+    for state in list(ImapState.select().where(ImapState.lease_owner.is_null(False))):
+        owner_host, _, rest = str(state.lease_owner).partition(":")
+        pid = rest.split(":", 1)[0]
+        if owner_host != host or not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        released += (
+            ImapState.update(lease_owner=None, lease_until=None)
+            .where((ImapState.id == state.id) & (ImapState.lease_owner == state.lease_owner))
+            .execute()
+        )
     return released
 
 

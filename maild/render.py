@@ -369,6 +369,7 @@ def _specific(name: str, language: str, full: bool) -> dict[str, Any]:
             return {"limit_bytes": 26214400, "size_bytes": 31457280, "original_subject": subject}
         case "notice_agent_error":
             return {
+                "error_kind": "command",
                 "error_line": "#status pronto",
                 "error_message": "unknown status 'pronto'",
                 "valid_forms": [

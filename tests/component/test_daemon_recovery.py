@@ -1,0 +1,34 @@
+"""Start-up recovery of the daemon: leases left by a killed process are freed."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import timedelta
+
+from maild.app import App
+from maild.daemon import recover_imap_leases
+from storage.models import ImapState, to_storage
+
+
+def _dead_pid() -> int:
+    pid = 2**22 - 1  # above the default pid_max: never a live process
+    return pid
+
+
+def test_imap_leases_of_dead_local_processes_are_freed(app: App) -> None:
+    host = socket.gethostname()
+    until = to_storage(app.clock.now() + timedelta(seconds=90))
+    ImapState.create(source="dead", lease_owner=f"{host}:{_dead_pid()}", lease_until=until)
+    # A live process other than us (our own pid at start-up can only be a previous run).
+    ImapState.create(source="alive", lease_owner=f"{host}:{os.getppid()}", lease_until=until)
+    ImapState.create(source="remote", lease_owner="elsewhere:1", lease_until=until)
+
+    assert recover_imap_leases(app) == 1
+
+    owners = {s.source: s.lease_owner for s in ImapState.select()}
+    assert owners == {
+        "dead": None,
+        "alive": f"{host}:{os.getppid()}",
+        "remote": "elsewhere:1",
+    }
