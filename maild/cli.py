@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import calendar
+import contextlib
 import json
 import os
 import re
@@ -92,8 +93,9 @@ def run_cli(argv: Sequence[str], stdout: TextIO | None = None, stderr: TextIO | 
     err = stderr or sys.stderr
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse already printed the usage error
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed the usage error (or --help)
         return int(exc.code or 0)
 
     path = config_path(args.config)
@@ -111,8 +113,10 @@ def run_cli(argv: Sequence[str], stdout: TextIO | None = None, stderr: TextIO | 
 
     from maild.logging import configure_logging
 
+    daemon = args.command == "run"
     configure_logging(
-        level=os.environ.get("MAILD_LOG_LEVEL", "warning" if args.command != "run" else "info")
+        level=os.environ.get("MAILD_LOG_LEVEL", "info" if daemon else "warning"),
+        stream=out if daemon else err,
     )
     handler = _HANDLERS[args.command]
     try:
@@ -252,6 +256,8 @@ def cmd_tickets(args: argparse.Namespace, settings: Settings, out: TextIO, err: 
             if args.json:
                 _print_json(rows, out)
             else:
+                for row in rows:
+                    row["created_at"] = _short_time(row["created_at"])
                 _print_table(
                     rows,
                     [
@@ -394,6 +400,11 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, TextIO, TextIO], in
 # ---------------------------------------------------------------------------
 # output helpers
 # ---------------------------------------------------------------------------
+
+
+def _short_time(value: str | None) -> str | None:
+    """ISO time to the minute, for human tables: 2026-11-24 10:00."""
+    return value[:16].replace("T", " ") if value else value
 
 
 def _print_json(data: Any, out: TextIO, compact: bool = False) -> None:

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 
 
-def configure_logging(level: str = "info", json: bool | None = None) -> None:
+def configure_logging(
+    level: str = "info", json: bool | None = None, stream: TextIO | None = None
+) -> None:
+    """``stream`` defaults to stderr: commands keep stdout for their own output
+    (JSON listings, ingest results); the daemon logs to stdout for journald."""
+    out = stream or sys.stderr
     if json is None:
-        json = not sys.stderr.isatty()
+        json = not out.isatty()
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer()
     )
@@ -26,6 +32,6 @@ def configure_logging(level: str = "info", json: bool | None = None) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )

@@ -17,6 +17,7 @@ from typing import Any
 
 import peewee
 import pytest
+import structlog
 
 from maild.app import App
 from maild.clock import FrozenClock
@@ -66,6 +67,13 @@ BASE_SETTINGS: dict[str, Any] = {
     "listener": {"enabled": False},
     "web": {"enabled": False},
 }
+
+
+@pytest.fixture(autouse=True)
+def _fresh_structlog() -> Iterator[None]:
+    """The CLI configures structlog for the process; give every test the defaults back."""
+    yield
+    structlog.reset_defaults()
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
