@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-import signal
+import os
 import sys
 
 from maild.cli import run_cli
 
+EX_SIGPIPE = 141  # what a shell reports for a reader that went away (128 + SIGPIPE)
+
 
 def main() -> None:
-    # Behave like a Unix filter when piped into `head`: die quietly on SIGPIPE.
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    sys.exit(run_cli(sys.argv[1:]))
+    try:
+        code = run_cli(sys.argv[1:])
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Piped into `head`: stop quietly. (SIGPIPE itself stays ignored, as Python
+        # sets it: the daemon must survive a client that hangs up on a socket.)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = EX_SIGPIPE
+    sys.exit(code)
 
 
 if __name__ == "__main__":
