@@ -92,13 +92,26 @@ def _per_recipient(reply: str, count: int, lmtp: bool) -> str:
     return "\r\n".join([reply] * count) if lmtp else reply
 
 
+# RFC 5321 caps lines at 1,000 octets, but real senders exceed it and a 500 here
+# would bounce a customer's mail: be liberal in what we accept.
+MAX_LINE_BYTES = 1 << 20
+
+
+class _LenientLMTP(LMTP):
+    line_length_limit = MAX_LINE_BYTES
+
+
+class _LenientSMTP(SMTP):
+    line_length_limit = MAX_LINE_BYTES
+
+
 async def start_listener(
     app: App, on_ingested: Callable[[IngestResult], None] | None = None
 ) -> tuple[asyncio.AbstractServer, IntakeHandler]:
     """Bind the ``[listener]`` socket on the running loop."""
     cfg = app.settings.listener
     handler = IntakeHandler(app, on_ingested, source=cfg.protocol)
-    server_class: Any = LMTP if cfg.protocol == "lmtp" else SMTP
+    server_class: Any = _LenientLMTP if cfg.protocol == "lmtp" else _LenientSMTP
     limit = app.settings.attachments.max_message_bytes * 2
 
     def factory() -> SMTP:

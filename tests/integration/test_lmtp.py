@@ -177,6 +177,17 @@ def test_data_with_one_recipient_via_smtplib(serve) -> None:
     assert Ticket.get().department == "financeiro"
 
 
+def test_overlong_lines_are_accepted_not_bounced(serve) -> None:
+    # RFC 5321 says 1,000 octets, but a 500 would bounce a customer's mail.
+    listener = serve()
+    long_line = b"x" * 5000 + b"\r\n"
+    raw = message("long@c.example").replace(b"parou.\r\n", b"parou.\r\n" + long_line)
+    with lmtp_client(listener) as client:
+        assert client.sendmail(CUSTOMER, ["suporte@example.com"], raw) == {}
+    listener.app.db.connect(reuse_if_open=True)
+    assert Ticket.select().count() == 1
+
+
 def test_storage_failure_answers_451_and_keeps_nothing(serve) -> None:
     listener = serve()
     app = listener.app
