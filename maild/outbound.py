@@ -19,12 +19,14 @@ from email.mime.text import MIMEText
 from email.policy import compat32
 from email.utils import format_datetime, formataddr
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from maild.business_time import format_due
 from maild.config import Department, Settings
 from maild.render import PRIORITY_LABELS, SEPARATOR, STATUS_LABELS, Renderer
 from parsers.autoreply import LOOP_HEADER
 from parsers.subject import format_footer_ref, format_subject, format_token
-from storage.models import OUTBOX_HELD, Outbox, Ticket
+from storage.models import OUTBOX_HELD, Outbox, Ticket, aware
 from storage.outbox import allowed_automatic_recipients, enqueue
 from storage.queries import ticket_link
 
@@ -55,9 +57,7 @@ def new_message_id(settings: Settings, ticket_number: int | None) -> str:
     return f"{stem}@{settings.message_id_domain}"
 
 
-def ticket_context(
-    settings: Settings, ticket: Ticket, language: str, created_at_text: str = ""
-) -> dict[str, Any]:
+def ticket_context(settings: Settings, ticket: Ticket, language: str) -> dict[str, Any]:
     prefix = settings.tickets.token_prefix
     dept = settings.department(ticket.department)
     return {
@@ -70,8 +70,16 @@ def ticket_context(
         "priority_label": PRIORITY_LABELS[language].get(ticket.priority, ticket.priority),
         "department": dept.name if dept else ticket.department,
         "link": ticket_link(settings.daemon.base_url, ticket),
-        "created_at": created_at_text,
+        "created_at": _local_time(ticket.created_at, settings.daemon.timezone, language),
     }
+
+
+def _local_time(value: datetime | None, timezone: str, language: str) -> str:
+    """A stored time as the customer reads it: 'terça-feira, 24/11/2026 às 10:00'."""
+    moment = aware(value)
+    if moment is None:
+        return ""
+    return format_due(moment.astimezone(ZoneInfo(timezone)), language)
 
 
 def build_message(

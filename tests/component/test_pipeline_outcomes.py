@@ -119,6 +119,8 @@ def test_confirmation_headers_and_parts(app):
     for part in (text, html):
         assert str(number) in part
         assert link in part
+        # Opened at the (frozen) clock's time, shown in the desk's time zone.
+        assert "terça-feira, 24/11/2026 às 10:00" in part
 
 
 def test_confirmation_subject_of_an_opening_naming_a_missing_ticket(app):
