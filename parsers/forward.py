@@ -46,6 +46,7 @@ from email.message import Message
 from email.policy import compat32
 
 from parsers.message import decode_header_value, parse_message
+from parsers.quoted_headers import QUOTED_HEADER_FIELDS
 from parsers.strip import strip_reply
 from parsers.types import ParsedMessage
 
@@ -67,34 +68,7 @@ _WEAK_MARKER_RE = re.compile(
 )
 _UNDERSCORES_RE = re.compile(r"^\s*_{10,}\s*$")
 
-_FIELDS = {
-    "from": "from",
-    "de": "from",
-    "von": "from",
-    "da": "from",
-    "sent": "date",
-    "enviado": "date",
-    "enviada": "date",
-    "enviado em": "date",
-    "enviada em": "date",
-    "date": "date",
-    "data": "date",
-    "fecha": "date",
-    "datum": "date",
-    "gesendet": "date",
-    "to": "to",
-    "para": "to",
-    "an": "to",
-    "cc": "cc",
-    "a": "to",
-    "subject": "subject",
-    "assunto": "subject",
-    "asunto": "subject",
-    "betreff": "subject",
-    "objet": "subject",
-    "reply-to": "reply-to",
-    "responder a": "reply-to",
-}
+_FIELDS = QUOTED_HEADER_FIELDS
 _FIELD_RE = re.compile(
     r"^\s*\*{0,2}(?P<name>"
     + "|".join(re.escape(k) for k in sorted(_FIELDS, key=len, reverse=True))

@@ -45,6 +45,8 @@ from __future__ import annotations
 import re
 from enum import Enum
 
+from parsers.quoted_headers import QUOTED_HEADER_FIELDS
+
 
 class _Cut(Enum):
     SEPARATOR = "separator"
@@ -65,27 +67,7 @@ _FORWARD_RE = re.compile(
     re.IGNORECASE,
 )
 _UNDERSCORES_RE = re.compile(r"^\s*_{10,}\s*$")
-_HEADER_GROUPS = {
-    "from": "from",
-    "de": "from",
-    "von": "from",
-    "sent": "date",
-    "enviado": "date",
-    "enviada": "date",
-    "enviado em": "date",
-    "enviada em": "date",
-    "date": "date",
-    "data": "date",
-    "fecha": "date",
-    "to": "to",
-    "para": "to",
-    "cc": "to",
-    "an": "to",
-    "subject": "subject",
-    "assunto": "subject",
-    "asunto": "subject",
-    "betreff": "subject",
-}
+_HEADER_GROUPS = QUOTED_HEADER_FIELDS
 _HEADER_LINE_RE = re.compile(
     r"^\s*\*{0,2}(?P<name>" + "|".join(sorted(_HEADER_GROUPS, key=len, reverse=True)) + r")"
     r"\s*:\s*\*{0,2}(?:\s|$)",
