@@ -70,10 +70,11 @@ def enqueue(
     status: str = OUTBOX_PENDING,
     **fields: Any,
 ) -> tuple[Outbox, bool]:
-    """Add a row unless one with ``idem_key`` exists; return (row, created)."""
-    existing = Outbox.get_or_none(Outbox.idem_key == idem_key)
-    if existing is not None:
-        return existing, False
+    """Add a row unless one with ``idem_key`` exists; return (row, created).
+
+    Optimistic: the insert is tried first (in a savepoint) and the unique key
+    answers for a replay; a replay is rare, a lookup before every insert is not.
+    """
     db = Outbox._meta.database
     try:
         with db.atomic():
