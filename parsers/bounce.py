@@ -235,7 +235,9 @@ def _from_dsn(msg: Message, report: Message, verp: str | None) -> Bounce | None:
     return Bounce(original, tuple(recipients), status, permanent, verp)
 
 
-def _from_plain(msg: Message, verp: str | None) -> Bounce | None:
+def _plain_signals(msg: Message, verp: str | None) -> bool | None:
+    """From the headers alone: None when this is no plain-text bounce, else
+    whether it reports a delay (rather than a failure)."""
     subject = _decoded(msg, "Subject")
     if has_reply_prefix(subject):
         return None
@@ -246,6 +248,25 @@ def _from_plain(msg: Message, verp: str | None) -> Bounce | None:
     failure = _FAILURE_SUBJECT_RE.search(subject) is not None
     delay = not failure and _DELAY_SUBJECT_RE.search(subject) is not None
     if not (((failure or delay) and (robot or empty_return_path)) or (robot and verp)):
+        return None
+    return delay
+
+
+_DSN_PART_RE = re.compile(rb"message/delivery-status", re.IGNORECASE)
+
+
+def _header_block(raw: bytes) -> bytes:
+    """Everything up to the first empty line (either line ending)."""
+    ends = [(i, len(sep)) for sep in (b"\r\n\r\n", b"\n\n") if (i := raw.find(sep)) != -1]
+    if not ends:
+        return raw
+    end, width = min(ends)
+    return raw[: end + width]
+
+
+def _from_plain(msg: Message, verp: str | None) -> Bounce | None:
+    delay = _plain_signals(msg, verp)
+    if delay is None:
         return None
     body = _body_text(msg)
     quoted = _QUOTED_HEADERS_RE.search(body)
@@ -263,6 +284,12 @@ def _from_plain(msg: Message, verp: str | None) -> Bounce | None:
 
 def detect_bounce(raw: bytes) -> Bounce | None:
     """The bounce described by ``raw``, or None when it is not a bounce."""
+    if _DSN_PART_RE.search(raw) is None:
+        # Most mail is no bounce: decide from the header block before paying for
+        # a full MIME parse (which costs several times the size of a large message).
+        head = email.message_from_bytes(_header_block(raw), policy=email.policy.compat32)
+        if _plain_signals(head, _verp_of(head)) is None:
+            return None
     msg = email.message_from_bytes(raw, policy=email.policy.compat32)
     verp = _verp_of(msg)
     for part in _outer_parts(msg):

@@ -194,3 +194,20 @@ def test_garbage_is_not_a_bounce() -> None:
 )
 def test_extract_verp_token(address: str, token: str | None) -> None:
     assert extract_verp_token(address) == token
+
+
+def test_headers_decide_for_mail_that_is_no_bounce() -> None:
+    # No delivery-status part and no bounce-like headers: None without a full parse.
+    raw = (
+        b"From: Cliente <cliente@example.com.br>\r\nTo: suporte@example.com\r\n"
+        b"Subject: Falha na entrega do pedido\r\n\r\n" + b"corpo\r\n" * 200_000
+    )
+    assert detect_bounce(raw) is None
+    # The same subject from a mailer-daemon with an empty Return-Path is one.
+    robot = raw.replace(
+        b"From: Cliente <cliente@example.com.br>", b"From: MAILER-DAEMON@mx.example.com"
+    )
+    robot = b"Return-Path: <>\r\n" + robot.replace(
+        b"Falha na entrega do pedido", b"Mail delivery failed"
+    )
+    assert detect_bounce(robot) is not None

@@ -827,3 +827,47 @@ def test_parsers_stay_pure() -> None:
             for name in names:
                 assert name.split(".")[0] not in forbidden, (module, name)
         assert "datetime.now" not in (root / module).read_text(encoding="utf-8")
+
+
+# --- large messages: base64 bodies decoded outside the stdlib parser -------------------
+
+
+def _big_message(body_b64: bytes) -> bytes:
+    return (
+        b"From: Cliente <cliente@example.com.br>\r\nTo: suporte@example.com\r\n"
+        b"Subject: Fotos\r\nMessage-ID: <big-1@example.com.br>\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b1"\r\n\r\n'
+        b"--b1\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSeguem as fotos.\r\n"
+        b'--b1\r\nContent-Type: image/png; name="foto.png"\r\n'
+        b'Content-Disposition: attachment; filename="foto.png"\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\n" + body_b64 + b"--b1--\r\n"
+    )
+
+
+def test_large_base64_attachment_decodes_like_the_stdlib() -> None:
+    import base64
+    import email as stdlib_email
+
+    data = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 8000  # ~2 MB
+    raw = _big_message(base64.encodebytes(data).replace(b"\n", b"\r\n"))
+    assert len(raw) > (1 << 20)
+
+    parsed = parse_message(raw)
+
+    (attachment,) = parsed.attachments
+    assert attachment.filename == "foto.png"
+    assert attachment.payload == data
+    expected = [
+        p.get_payload(decode=True)
+        for p in stdlib_email.message_from_bytes(raw).walk()
+        if p.get_filename()
+    ]
+    assert expected == [data]
+    assert "Seguem as fotos." in parsed.text
+
+
+def test_large_body_that_is_not_valid_base64_is_left_to_the_parser() -> None:
+    junk = (b"!!!! not base64 at all ****\r\n") * 50000  # > 1 MB
+    parsed = parse_message(_big_message(junk))
+    assert parsed.subject == "Fotos"
+    assert "Seguem as fotos." in parsed.text
