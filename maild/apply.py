@@ -17,7 +17,7 @@ from maild.outbound import MailRequest, queue_mail
 from maild.policy import types as o
 from maild.policy.types import Classified, Decision
 from parsers.autoreply import is_robot_address
-from parsers.subject import strip_token
+from parsers.subject import strip_prefixes, strip_token
 from storage import tickets as store
 from storage.models import Inbound, Outbox, ThreadEntry, Ticket, TicketCC
 from storage.outbox import mark_bounced, start_cooldown
@@ -258,6 +258,12 @@ def _created(c: _Ctx) -> Ticket | None:
     return create_ticket_for(c, requester=msg.sender, requester_name=msg.sender_name)
 
 
+def opening_subject(subject: str, prefix: str) -> str:
+    """A new ticket's subject: without reply prefixes or another ticket's token
+    (a follow-up that opens a new ticket must not carry the old number)."""
+    return " ".join(strip_prefixes(strip_token(subject, prefix)).split())[:500]
+
+
 def create_ticket_for(
     c: _Ctx, *, requester: str, requester_name: str, text: str | None = None
 ) -> Ticket:
@@ -270,7 +276,8 @@ def create_ticket_for(
     ticket = store.create_ticket(
         digits=c.settings.tickets.number_digits,
         now=c.now,
-        subject=msg.parsed.subject.strip()[:500] or NO_SUBJECT[c.language],
+        subject=opening_subject(msg.parsed.subject, c.settings.tickets.token_prefix)
+        or NO_SUBJECT[c.language],
         normalized_subject=msg.normalized_subject,
         department=dept.key,
         requester=requester,
@@ -335,6 +342,13 @@ def _appended(c: _Ctx) -> Ticket | None:
     _save_entry(c, ticket, "customer")
     store.set_status(ticket, "open", c.msg.sender, c.now)
     store.touch(ticket, c.now)
+    _notify_refused(c, ticket)
+    _notify_agents(c, ticket, "appended")
+    return ticket
+
+
+def _notify_refused(c: _Ctx, ticket: Ticket) -> None:
+    """Tell the sender which files of an added message were refused, and why."""
     if c.msg.refused_attachments and c.can_auto_reply():
         c.mail(
             idem_key=c.idem("refused"),
@@ -345,17 +359,18 @@ def _appended(c: _Ctx) -> Ticket | None:
             subject=ticket.subject,
             context=_attachments_ctx(c),
         )
-    _notify_agents(c, ticket, "appended")
-    return ticket
 
 
 def _reopened(c: _Ctx) -> Ticket | None:
     ticket = c.ticket
     assert ticket is not None
+    if c.decision.add_sender_as_cc:
+        store.add_cc(ticket, c.msg.sender, c.msg.sender, c.now)
     _save_entry(c, ticket, "customer")
     store.set_status(ticket, "open", c.msg.sender, c.now)
     store.add_event(ticket, "reopened", c.msg.sender, c.now)
     store.touch(ticket, c.now)
+    _notify_refused(c, ticket)
     _notify_agents(c, ticket, "reopened")
     return ticket
 
@@ -377,6 +392,7 @@ def _followup_rejected(c: _Ctx) -> Ticket | None:
             context={
                 "policy": "closed" if ticket.status == "closed" else "reject",
                 "new_ticket_address": dept.addresses[0],
+                "refused_attachments": _attachments_ctx(c)["refused_attachments"],
             },
         )
     return ticket
@@ -401,6 +417,7 @@ def _duplicate_subject(c: _Ctx) -> Ticket | None:
             department=c.department(ticket.department),
             ticket=ticket,
             subject=ticket.subject,
+            context={"refused_attachments": _attachments_ctx(c)["refused_attachments"]},
         )
     return ticket
 
@@ -415,7 +432,10 @@ def _empty(c: _Ctx) -> Ticket | None:
             to=(c.msg.sender,),
             department=c.department(ticket.department if ticket else None),
             ticket=ticket,
-            context={"original_subject": c.msg.parsed.subject},
+            context={
+                "original_subject": c.msg.parsed.subject,
+                "refused_attachments": _attachments_ctx(c)["refused_attachments"],
+            },
         )
     return c.ticket
 

@@ -20,7 +20,7 @@ from typing import Any, TextIO
 import peewee
 
 from maild.config import ConfigError, Settings, config_path, load_settings
-from maild.errors import UsageError
+from maild.errors import StorageUnavailableError, UsageError
 
 EX_OK = 0
 EX_ERROR = 1
@@ -124,7 +124,7 @@ def run_cli(argv: Sequence[str], stdout: TextIO | None = None, stderr: TextIO | 
     except (UsageError, LookupError) as exc:
         print(f"error: {exc}", file=err)
         return EX_ERROR
-    except peewee.OperationalError as exc:
+    except (peewee.OperationalError, StorageUnavailableError) as exc:
         print(f"error: database: {exc}", file=err)
         return EX_TEMPFAIL if args.command == "ingest" else EX_ERROR
     except KeyboardInterrupt:

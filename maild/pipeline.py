@@ -208,7 +208,14 @@ def process_inbound(
         for _attempt in range(MAX_ATTEMPTS):
             try:
                 with _transaction(app):
-                    fresh = Inbound.get_by_id(inbound.id)
+                    query = Inbound.select().where(Inbound.id == inbound.id)
+                    if not isinstance(app.db, pw.SqliteDatabase):
+                        query = query.for_update()  # SQLite's IMMEDIATE already serializes
+                    fresh = query.get()
+                    if fresh.state != INBOUND_RECEIVED:
+                        # Another process (recover at start, a second instance) got
+                        # here first: its outcome stands, nothing is done twice.
+                        return _result_of(fresh)
                     result = _process_in_transaction(
                         app,
                         fresh,
@@ -224,6 +231,11 @@ def process_inbound(
                 # the next pass sees its row.
                 last_error = f"{type(exc).__name__}: {exc}"
                 continue
+            except pw.OperationalError as exc:
+                # The database is busy or gone: not the message's fault. It stays
+                # 'received' (recovered at the next start) and the source retries.
+                log.warning("message.deferred", error=str(exc))
+                raise StorageUnavailableError(f"database: {exc}") from exc
             except Exception as exc:  # the per-message boundary: never crash the loop
                 last_error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
                 log.error(
@@ -262,7 +274,12 @@ def recover(app: App) -> list[IngestResult]:
         position = None
         if inbound.imap_source is not None:
             position = ImapPosition(inbound.imap_source, inbound.imap_uidvalidity, inbound.imap_uid)
-        results.append(process_inbound(app, inbound, position=position))
+        try:
+            results.append(process_inbound(app, inbound, position=position))
+        except StorageUnavailableError as exc:
+            # Still stored and still 'received': the next start (or pass) tries again.
+            log.warning("message.recovery_deferred", inbound_id=inbound.id, error=str(exc))
+            break
     return results
 
 
@@ -408,10 +425,22 @@ def find_thread(app: App, msg: Classified) -> tuple[Ticket | None, str | None]:
     return None, None
 
 
+# Thread matches a stranger cannot claim a ticket by (see build_context).
+WEAK_THREAD_EVIDENCE = ("references", "footer", "subject")
+
+
+def _starts_new_ticket(settings: Any, ticket: Ticket) -> bool:
+    dept = settings.department(ticket.department)
+    return ticket.status == "resolved" and dept is not None and (
+        dept.followup_on_resolved == "new_ticket"
+    )
+
+
 def build_context(
     app: App, msg: Classified, inbound: Inbound, now: datetime, bypass_rate_limit: bool
 ) -> tuple[PolicyContext, Ticket | None, Ticket | None]:
-    from storage.tickets import find_active_duplicate
+    from maild.policy.access import may_post
+    from storage.tickets import find_active_duplicate, find_subject_thread
 
     settings = app.settings
     key = dedupe_key(msg.parsed.message_id, inbound.raw.sha256)
@@ -419,6 +448,18 @@ def build_context(
         Inbound.select().where((Inbound.dedupe_key == key) & (Inbound.id != inbound.id)).exists()
     )
     ticket, via = find_thread(app, msg)
+    if ticket is not None and via in WEAK_THREAD_EVIDENCE and not msg.is_agent:
+        # A quoted footer or our References in a stranger's mail (a forward) is no
+        # right to the ticket: that mail is a new opening, and learns nothing of it.
+        allowed, _ = may_post(msg.sender, _view(ticket), settings.access.allow_same_domain)
+        if not allowed:
+            ticket, via = None, None
+    if ticket is not None and not msg.is_agent and _starts_new_ticket(settings, ticket):
+        # new_ticket policy: a follow-up on a resolved ticket opens one new ticket;
+        # further follow-ups thread onto that one instead of opening more.
+        successor = find_subject_thread(msg.normalized_subject, msg.sender, ticket.department)
+        if successor is not None and successor.id != ticket.id:
+            ticket, via = successor, "subject"
     duplicate = None
     if ticket is None and not msg.has_reply_prefix and msg.sender:
         duplicate = find_active_duplicate(msg.normalized_subject, msg.sender, msg.department)

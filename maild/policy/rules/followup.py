@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from maild.policy.access import may_post
 from maild.policy.types import (
     FOLLOWUP_REJECTED,
     REOPENED,
@@ -23,7 +24,8 @@ def check(msg: Classified, ctx: PolicyContext) -> Decision | None:
         if ctx.followup_policy == "reopen":
             if msg.is_empty:
                 return None  # let the empty rule answer
-            return Decision(REOPENED, name, ticket=ticket)
+            _, becomes_cc = may_post(msg.sender, ticket, ctx.allow_same_domain)
+            return Decision(REOPENED, name, ticket=ticket, add_sender_as_cc=becomes_cc)
         if ctx.followup_policy == "reject":
             return Decision(FOLLOWUP_REJECTED, name, ticket=ticket)
         # new_ticket: handled by the create rule (the match is dropped there)
