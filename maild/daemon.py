@@ -180,6 +180,7 @@ class Daemon:
             self.notifier.stopping()
             self._stopping.set()
             self.stop_event.set()
+            self._sender.stop()
             if self._wake_sender is not None:
                 self._wake_sender.set()
 
@@ -202,6 +203,9 @@ class Daemon:
         else:
             self.app.settings = new
             self.app.__dict__.pop("renderer", None)  # templates are re-read on next use
+            # [smtp] changes take effect with the next batch; the listener, web and
+            # IMAP sources keep their sockets until a restart (documented).
+            self._sender.transport = make_transport(self.app)
             log.info("config.reloaded")
         self.notifier.ready(self.counters.status_line())
 

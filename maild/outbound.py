@@ -187,10 +187,12 @@ def queue_mail(
     message_id = new_message_id(settings, number)
     to = tuple(a for a in request.to if a.lower() in recipients)
     cc = tuple(a for a in request.cc if a.lower() in recipients)
+    if not to:  # the To address was suppressed (cap, cool-down): the CCs move up
+        to, cc = cc or recipients, ()
     raw = build_message(
         settings,
         department=request.department,
-        to=to or recipients,
+        to=to,
         cc=cc,
         subject=subject,
         text=rendered.text,

@@ -23,6 +23,7 @@ import secrets
 import smtplib
 import socket
 import ssl
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,12 +227,17 @@ class OutboxSender:
         # take over (and send) rows the other is still working on.
         self.owner = owner or default_owner()
         self._outage_logged = False
+        self.stop_requested = threading.Event()
 
     def run_once(self, limit: int = 50) -> int:
         """Send what is due now; return how many rows were claimed."""
         rows = ob.claim_due(self.owner, self.app.clock.now(), limit)
         try:
-            for row in rows:
+            for index, row in enumerate(rows):
+                if self.stop_requested.is_set():
+                    # Shutting down: the rest go back to the queue untouched.
+                    ob.release_claims(rows[index:], self.owner)
+                    break
                 if ob.in_doubt(row):
                     self._interrupted(row)
                 else:
@@ -239,6 +245,10 @@ class OutboxSender:
         finally:
             self.transport.close()
         return len(rows)
+
+    def stop(self) -> None:
+        """Finish the message in hand, then stop (SIGTERM); safe from any thread."""
+        self.stop_requested.set()
 
     def drain(self, max_rounds: int = 100) -> int:
         total = 0

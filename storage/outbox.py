@@ -212,6 +212,18 @@ def _finish_attempt(row: Outbox, stamp: datetime, result: str, detail: str) -> N
         OutboxAttempt.create(outbox=row.id, at=stamp, result=result, detail=detail[:500])
 
 
+def release_claims(rows: Sequence[Outbox], owner: str) -> int:
+    """Give claimed rows back to the queue (a sender stopping mid-batch)."""
+    ids = [row.id for row in rows]
+    if not ids:
+        return 0
+    return (
+        Outbox.update(claimed_by=None, claimed_until=None)
+        .where(Outbox.id.in_(ids) & (Outbox.claimed_by == owner))
+        .execute()
+    )
+
+
 def record_sent(row: Outbox, now: datetime, detail: str = "") -> None:
     stamp = to_storage(now)
     Outbox.update(

@@ -32,3 +32,22 @@ def test_imap_leases_of_dead_local_processes_are_freed(app: App) -> None:
         "alive": f"{host}:{os.getppid()}",
         "remote": "elsewhere:1",
     }
+
+
+def test_a_stopping_sender_sends_nothing_more_and_frees_its_claims(app: App) -> None:
+    from maild.pipeline import ingest
+    from maild.sender import MaildirTransport, OutboxSender
+    from storage.models import OUTBOX_PENDING, Outbox
+    from tests.component.conftest import mail
+
+    ingest(app, mail())
+    pending = Outbox.select().where(Outbox.status == OUTBOX_PENDING).count()
+    assert pending >= 2  # confirmation + agent notification
+
+    sender = OutboxSender(app, MaildirTransport(app.settings.daemon.data_dir / "outbox"))
+    sender.stop()
+    assert sender.run_once() == pending  # claimed, then handed straight back
+
+    rows = list(Outbox.select())
+    assert all(r.status == OUTBOX_PENDING and r.claimed_by is None for r in rows)
+    assert not any((app.settings.daemon.data_dir / "outbox" / "new").iterdir())
