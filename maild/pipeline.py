@@ -268,13 +268,35 @@ def release(app: App, inbound_id: int) -> IngestResult:
 
 
 def recover(app: App) -> list[IngestResult]:
-    """Process messages whose raw bytes were stored but whose outcome never committed."""
+    """Process messages whose raw bytes were stored but whose outcome never committed.
+
+    A message that was in hand when the process died may be what killed it (a
+    parser blow-up, memory): each recovery counts as an attempt, and one that has
+    been tried MAX_ATTEMPTS times is quarantined instead of taking the daemon
+    down again at every start.
+    """
     results = []
     for inbound in Inbound.select().where(Inbound.state == INBOUND_RECEIVED).order_by(Inbound.id):
         position = None
         if inbound.imap_source is not None:
             position = ImapPosition(inbound.imap_source, inbound.imap_uidvalidity, inbound.imap_uid)
+        if inbound.attempts >= MAX_ATTEMPTS:
+            results.append(
+                _quarantine(
+                    app,
+                    inbound,
+                    f"processing was interrupted {inbound.attempts} times (crash or kill)",
+                    position,
+                    None,
+                    count_attempt=False,
+                )
+            )
+            continue
         try:
+            with app.db.atomic():
+                Inbound.update(attempts=Inbound.attempts + 1).where(
+                    Inbound.id == inbound.id
+                ).execute()
             results.append(process_inbound(app, inbound, position=position))
         except StorageUnavailableError as exc:
             # Still stored and still 'received': the next start (or pass) tries again.
@@ -330,10 +352,22 @@ def _log_result(result: IngestResult, started: datetime, app: App) -> None:
 
 
 def _quarantine(
-    app: App, inbound: Inbound, error: str, position: ImapPosition | None, raw: bytes
+    app: App,
+    inbound: Inbound,
+    error: str,
+    position: ImapPosition | None,
+    raw: bytes | None,
+    *,
+    count_attempt: bool = True,
 ) -> IngestResult:
+    """Mark a message quarantined. ``raw`` None: do not even parse it again (it may
+    be what crashed the process); its dedupe key is then its SHA-256."""
     now = app.clock.now()
-    key = _safe_dedupe_key(raw, inbound.raw.sha256)
+    key = (
+        _safe_dedupe_key(raw, inbound.raw.sha256)
+        if raw is not None
+        else (dedupe_key(None, inbound.raw.sha256))
+    )
     with app.db.atomic():
         # Claim the dedupe key (unless another copy holds it) so that the same
         # message arriving again is a duplicate_message, not a second entry in
@@ -347,7 +381,7 @@ def _quarantine(
             state=INBOUND_QUARANTINED,
             outcome=o.QUARANTINED,
             detail=error[:2000] or "processing failed",
-            attempts=Inbound.attempts + 1,
+            attempts=Inbound.attempts + (1 if count_attempt else 0),
             processed_at=to_storage(now),
             **({} if taken else {"dedupe_key": key}),
         ).where(Inbound.id == inbound.id).execute()
@@ -431,8 +465,10 @@ WEAK_THREAD_EVIDENCE = ("references", "footer", "subject")
 
 def _starts_new_ticket(settings: Any, ticket: Ticket) -> bool:
     dept = settings.department(ticket.department)
-    return ticket.status == "resolved" and dept is not None and (
-        dept.followup_on_resolved == "new_ticket"
+    return (
+        ticket.status == "resolved"
+        and dept is not None
+        and (dept.followup_on_resolved == "new_ticket")
     )
 
 

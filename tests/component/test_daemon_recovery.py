@@ -51,3 +51,33 @@ def test_a_stopping_sender_sends_nothing_more_and_frees_its_claims(app: App) -> 
     rows = list(Outbox.select())
     assert all(r.status == OUTBOX_PENDING and r.claimed_by is None for r in rows)
     assert not any((app.settings.daemon.data_dir / "outbox" / "new").iterdir())
+
+
+def test_a_message_that_keeps_killing_the_process_is_quarantined(app: App) -> None:
+    from maild.pipeline import MAX_ATTEMPTS, recover, store_inbound
+    from storage.models import INBOUND_QUARANTINED, Inbound
+    from tests.component.conftest import mail
+
+    inbound = store_inbound(app, mail(), "lmtp")
+    # Each start that found it in hand counted an attempt, then the process died.
+    Inbound.update(attempts=MAX_ATTEMPTS).where(Inbound.id == inbound.id).execute()
+
+    (result,) = recover(app)
+
+    assert result.outcome == "quarantined"
+    row = Inbound.get_by_id(inbound.id)
+    assert row.state == INBOUND_QUARANTINED
+    assert "interrupted" in (row.detail or "")
+
+
+def test_recovery_counts_an_attempt_and_processes(app: App) -> None:
+    from maild.pipeline import recover, store_inbound
+    from storage.models import Inbound
+    from tests.component.conftest import mail
+
+    inbound = store_inbound(app, mail(), "lmtp")
+
+    (result,) = recover(app)
+
+    assert result.outcome == "created"
+    assert Inbound.get_by_id(inbound.id).attempts == 2  # the recovery, then the processing
