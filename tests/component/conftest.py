@@ -37,6 +37,36 @@ CUSTOMER = "mariana@padaria.example.com.br"
 SUPORTE = "suporte@example.com"
 
 
+# SPEC §7: the JSON fields of a ticket, in order, and of a thread entry.
+TICKET_FIELDS = (
+    "number",
+    "subject",
+    "status",
+    "priority",
+    "department",
+    "requester",
+    "cc",
+    "assignee",
+    "created_at",
+    "updated_at",
+    "message_count",
+    "link",
+)
+ENTRY_FIELDS = frozenset(
+    {
+        "id",
+        "kind",
+        "author",
+        "message_id",
+        "outcome",
+        "text",
+        "created_at",
+        "attachments",
+        "refused_attachments",
+    }
+)
+
+
 def mail(
     *,
     subject: str = "Não consigo emitir NF-e",
