@@ -88,6 +88,32 @@ class _Ctx:
         kwargs.setdefault("recipient_name", self.msg.sender_name)
         return queue_mail(self.settings, self.app.renderer, MailRequest(**kwargs), self.now)
 
+    def notice(
+        self,
+        template: str,
+        ticket: Ticket | None = None,
+        *,
+        subject: str | None = None,
+        **context: Any,
+    ) -> None:
+        """One notice to the sender about what became of their message; never to an
+        auto-responder. The link is included only when a ticket is named."""
+        if not self.can_auto_reply():
+            return
+        extra: dict[str, Any] = {}
+        if subject is not None or ticket is not None:
+            extra["subject"] = subject if subject is not None else ticket.subject  # type: ignore[union-attr]
+        self.mail(
+            idem_key=self.idem("notice"),
+            template=template,
+            to=(self.msg.sender,),
+            department=self.department(ticket.department if ticket is not None else None),
+            ticket=ticket,
+            link_entitled=ticket is not None,
+            context=context,
+            **extra,
+        )
+
     def can_auto_reply(self) -> bool:
         return bool(self.msg.sender) and self.msg.loop_reason is None
 
@@ -176,6 +202,10 @@ REFUSAL_REASONS = {
 def refusal_reason(code: str | None, fallback: str | None, language: str) -> str:
     """The reason a file was refused, in the mail's language."""
     return REFUSAL_REASONS.get(language, {}).get(code or "", fallback or "refused")
+
+
+def _refused_ctx(c: _Ctx) -> list[dict[str, Any]]:
+    return _attachments_ctx(c)["refused_attachments"]
 
 
 def customer_recipients(ticket: Ticket) -> tuple[str, tuple[str, ...]]:
@@ -380,21 +410,13 @@ def _followup_rejected(c: _Ctx) -> Ticket | None:
     assert ticket is not None
     store.add_event(ticket, "followup_rejected", c.msg.sender, c.now, status=ticket.status)
     _record_refused_without_entry(c)
-    if c.can_auto_reply():
-        dept = c.department(ticket.department)
-        c.mail(
-            idem_key=c.idem("notice"),
-            template="notice_followup_rejected",
-            to=(c.msg.sender,),
-            department=dept,
-            ticket=ticket,
-            subject=ticket.subject,
-            context={
-                "policy": "closed" if ticket.status == "closed" else "reject",
-                "new_ticket_address": dept.addresses[0],
-                "refused_attachments": _attachments_ctx(c)["refused_attachments"],
-            },
-        )
+    c.notice(
+        "notice_followup_rejected",
+        ticket,
+        policy="closed" if ticket.status == "closed" else "reject",
+        new_ticket_address=c.department(ticket.department).addresses[0],
+        refused_attachments=_refused_ctx(c),
+    )
     return ticket
 
 
@@ -409,34 +431,19 @@ def _duplicate_subject(c: _Ctx) -> Ticket | None:
         message_id=c.msg.parsed.message_id,
     )
     _record_refused_without_entry(c)
-    if c.can_auto_reply():
-        c.mail(
-            idem_key=c.idem("notice"),
-            template="notice_duplicate_subject",
-            to=(c.msg.sender,),
-            department=c.department(ticket.department),
-            ticket=ticket,
-            subject=ticket.subject,
-            context={"refused_attachments": _attachments_ctx(c)["refused_attachments"]},
-        )
+    c.notice("notice_duplicate_subject", ticket, refused_attachments=_refused_ctx(c))
     return ticket
 
 
 def _empty(c: _Ctx) -> Ticket | None:
     _record_refused_without_entry(c)
-    if c.can_auto_reply():
-        ticket = c.ticket
-        c.mail(
-            idem_key=c.idem("notice"),
-            template="notice_empty",
-            to=(c.msg.sender,),
-            department=c.department(ticket.department if ticket else None),
-            ticket=ticket,
-            context={
-                "original_subject": c.msg.parsed.subject,
-                "refused_attachments": _attachments_ctx(c)["refused_attachments"],
-            },
-        )
+    c.notice(
+        "notice_empty",
+        c.ticket,
+        subject=c.msg.parsed.subject,
+        original_subject=c.msg.parsed.subject,
+        refused_attachments=_refused_ctx(c),
+    )
     return c.ticket
 
 
@@ -447,17 +454,7 @@ def _unauthorized(c: _Ctx) -> Ticket | None:
     # Echo the sender's subject without the token: the notice must not even
     # repeat the number of a ticket the sender has no part in.
     subject = strip_token(c.msg.parsed.subject, c.settings.tickets.token_prefix)
-    if c.can_auto_reply():
-        c.mail(
-            idem_key=c.idem("notice"),
-            template="notice_unauthorized",
-            to=(c.msg.sender,),
-            department=c.department(),
-            ticket=None,
-            link_entitled=False,
-            subject=subject,
-            context={"original_subject": subject},
-        )
+    c.notice("notice_unauthorized", None, subject=subject, original_subject=subject)
     return None  # the record must not tie the stranger's message to the ticket
 
 
@@ -528,33 +525,17 @@ def _rate_limited(c: _Ctx) -> Ticket | None:
     from maild.pipeline import rate_notice_due
 
     if c.can_auto_reply() and rate_notice_due(c.msg.sender, c.now):
-        c.mail(
-            idem_key=c.idem("notice"),
-            template="notice_rate_limited",
-            to=(c.msg.sender,),
-            department=c.department(),
-            ticket=None,
-            link_entitled=False,
-            context={"limit": c.settings.limits.max_messages_per_sender_per_hour},
-        )
+        c.notice("notice_rate_limited", limit=c.settings.limits.max_messages_per_sender_per_hour)
     return None
 
 
 def _too_large(c: _Ctx) -> Ticket | None:
-    if c.can_auto_reply():
-        c.mail(
-            idem_key=c.idem("notice"),
-            template="notice_too_large",
-            to=(c.msg.sender,),
-            department=c.department(),
-            ticket=None,
-            link_entitled=False,
-            context={
-                "limit_bytes": c.settings.attachments.max_message_bytes,
-                "size_bytes": c.inbound.raw.size,
-                "original_subject": c.msg.parsed.subject,
-            },
-        )
+    c.notice(
+        "notice_too_large",
+        limit_bytes=c.settings.attachments.max_message_bytes,
+        size_bytes=c.inbound.raw.size,
+        original_subject=c.msg.parsed.subject,
+    )
     return None
 
 
