@@ -38,6 +38,7 @@ from parsers.forward import Forward, extract_forward
 from parsers.subject import normalize_subject
 from storage import tickets as store
 from storage.models import Event, ThreadEntry, Ticket
+from storage.queries import customer_recipients, customer_thread_refs
 
 if TYPE_CHECKING:
     from maild.apply import _Ctx
@@ -324,9 +325,8 @@ def _save_entry(c: _Ctx, ticket: Ticket, kind: str) -> ThreadEntry:
 
 
 def _relay(c: _Ctx, ticket: Ticket, body: str, agent: Agent | None) -> None:
-    from maild.apply import customer_recipients
-
     requester, ccs = customer_recipients(ticket)
+    in_reply_to, references = customer_thread_refs(ticket)
     c.mail(
         idem_key=c.idem("relay"),
         template="agent_reply",
@@ -337,8 +337,8 @@ def _relay(c: _Ctx, ticket: Ticket, body: str, agent: Agent | None) -> None:
         subject=ticket.subject,
         automatic=False,
         recipient_name=ticket.requester_name,
-        in_reply_to=_last_customer_message_id(ticket),
-        references=(),
+        in_reply_to=in_reply_to,
+        references=references,
         context={
             "message_text": body,
             "agent_name": agent.name if agent else c.msg.sender_name,
@@ -347,20 +347,6 @@ def _relay(c: _Ctx, ticket: Ticket, body: str, agent: Agent | None) -> None:
             ],
         },
     )
-
-
-def _last_customer_message_id(ticket: Ticket) -> str | None:
-    entry = (
-        ThreadEntry.select()
-        .where(
-            (ThreadEntry.ticket == ticket)
-            & (ThreadEntry.kind == "customer")
-            & ThreadEntry.message_id.is_null(False)
-        )
-        .order_by(ThreadEntry.id.desc())
-        .first()
-    )
-    return entry.message_id if entry else None
 
 
 # ---------------------------------------------------------------------------

@@ -19,8 +19,9 @@ from maild.policy.types import Classified, Decision
 from parsers.autoreply import is_robot_address
 from parsers.subject import strip_prefixes, strip_token
 from storage import tickets as store
-from storage.models import Inbound, Outbox, ThreadEntry, Ticket, TicketCC
+from storage.models import Inbound, Outbox, ThreadEntry, Ticket
 from storage.outbox import mark_bounced, start_cooldown
+from storage.queries import customer_recipients
 
 NO_SUBJECT = {"pt_BR": "(sem assunto)", "en": "(no subject)"}
 
@@ -206,11 +207,6 @@ def refusal_reason(code: str | None, fallback: str | None, language: str) -> str
 
 def _refused_ctx(c: _Ctx) -> list[dict[str, Any]]:
     return _attachments_ctx(c)["refused_attachments"]
-
-
-def customer_recipients(ticket: Ticket) -> tuple[str, tuple[str, ...]]:
-    ccs = tuple(r.address for r in TicketCC.select().where(TicketCC.ticket == ticket))
-    return ticket.requester, ccs
 
 
 def _notify_agents(c: _Ctx, ticket: Ticket, event: str, **extra: Any) -> None:

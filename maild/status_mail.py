@@ -34,13 +34,15 @@ from typing import Any
 
 from maild.app import App
 from maild.outbound import MailRequest, queue_mail
-from storage.models import TICKET_STATUSES, Outbox, ThreadEntry, Ticket, TicketCC
-from storage.queries import RATING_STARS, rating_links
+from storage.models import TICKET_STATUSES, Outbox, Ticket
+from storage.queries import (
+    RATING_STARS,
+    customer_recipients,
+    customer_thread_refs,
+    rating_links,
+)
 
 __all__ = ["RATING_STARS", "queue_status_change", "rating_links", "should_notify"]
-
-# How many of the ticket's customer Message-IDs go into References.
-MAX_REFERENCES = 10
 
 
 def should_notify(old_status: str, new_status: str, *, by_customer: bool = False) -> bool:
@@ -53,32 +55,6 @@ def should_notify(old_status: str, new_status: str, *, by_customer: bool = False
     if old_status == "resolved" and new_status == "closed":
         return False
     return not (by_customer and new_status != "resolved")
-
-
-def _customers(ticket: Ticket) -> tuple[str, tuple[str, ...]]:
-    ccs = tuple(
-        row.address
-        for row in TicketCC.select().where(TicketCC.ticket == ticket).order_by(TicketCC.id)
-    )
-    return ticket.requester, ccs
-
-
-def _thread_refs(ticket: Ticket) -> tuple[str | None, tuple[str, ...]]:
-    """(In-Reply-To, References): the customer's messages, so clients thread it."""
-    ids = [
-        entry.message_id
-        for entry in ThreadEntry.select(ThreadEntry.message_id)
-        .where(
-            (ThreadEntry.ticket == ticket)
-            & (ThreadEntry.kind == "customer")
-            & ThreadEntry.message_id.is_null(False)
-        )
-        .order_by(ThreadEntry.id)
-    ]
-    if not ids:
-        return None, ()
-    refs = ids[:1] + ids[1:][-(MAX_REFERENCES - 1) :]
-    return ids[-1], tuple(dict.fromkeys(refs))
 
 
 def queue_status_change(
@@ -98,7 +74,7 @@ def queue_status_change(
     When every recipient is over the hourly cap or cooling down after a bounce,
     the row is still stored (status ``suppressed``, never sent) and returned.
     """
-    requester, ccs = _customers(ticket)
+    requester, ccs = customer_recipients(ticket)
     by_customer = actor.lower() in {requester.lower(), *(c.lower() for c in ccs)}
     if not should_notify(old_status, new_status, by_customer=by_customer):
         return None
@@ -119,7 +95,7 @@ def queue_status_change(
             "old_status_label": labels[old_status],
             "new_status_label": labels[new_status],
         }
-    in_reply_to, references = _thread_refs(ticket)
+    in_reply_to, references = customer_thread_refs(ticket)
     request = MailRequest(
         idem_key=idem_key,
         template=template,

@@ -56,6 +56,34 @@ def ticket_ccs(ticket: Ticket) -> list[str]:
     ]
 
 
+def customer_recipients(ticket: Ticket) -> tuple[str, tuple[str, ...]]:
+    """(requester, CCs): who hears from us about a ticket."""
+    return ticket.requester, tuple(ticket_ccs(ticket))
+
+
+# How many of the ticket's customer Message-IDs go into References.
+MAX_REFERENCES = 10
+
+
+def customer_thread_refs(ticket: Ticket) -> tuple[str | None, tuple[str, ...]]:
+    """(In-Reply-To, References) for mail to the customer: their own messages,
+    the first and the latest ones, so their client threads ours beneath them."""
+    ids = [
+        entry.message_id
+        for entry in ThreadEntry.select(ThreadEntry.message_id)
+        .where(
+            (ThreadEntry.ticket == ticket)
+            & (ThreadEntry.kind == "customer")
+            & ThreadEntry.message_id.is_null(False)
+        )
+        .order_by(ThreadEntry.id)
+    ]
+    if not ids:
+        return None, ()
+    refs = ids[:1] + ids[1:][-(MAX_REFERENCES - 1) :]
+    return ids[-1], tuple(dict.fromkeys(refs))
+
+
 def list_tickets(
     *,
     status: str | None = None,

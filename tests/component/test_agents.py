@@ -123,6 +123,26 @@ def test_reply_is_relayed_to_requester_and_ccs_without_quotes(app: App) -> None:
     assert changed.actor == ANA
 
 
+def test_relayed_reply_keeps_the_customers_thread(app: App) -> None:
+    number = open_ticket(app, message_id="first@cliente.example")
+    ingest(
+        app,
+        mail(
+            subject=f"Re: [#{number}] Não consigo emitir NF-e",
+            message_id="second@cliente.example",
+            body="Continua.\n",
+        ),
+    )
+    ingest(app, agent_reply(number, "Vamos olhar."))
+
+    [row] = outbox("agent_reply", number)
+    relayed = email.message_from_bytes(bytes(row.raw), policy=email.policy.default)
+    assert str(relayed["In-Reply-To"]).strip() == "<second@cliente.example>"
+    refs = str(relayed["References"]).split()
+    assert refs[:2] == ["<first@cliente.example>", "<second@cliente.example>"]
+    assert relayed["Auto-Submitted"] is None  # a person's reply, not automatic mail
+
+
 def test_replying_to_the_notification_needs_nothing_but_reply(app: App) -> None:
     number = open_ticket(app)
     [notification] = outbox("agent_notification", number)
