@@ -223,8 +223,10 @@ def apply_agent_message(c: _Ctx, ticket: Ticket) -> Ticket | None:
     store.touch(ticket, c.now)
     if relay:
         _relay(c, ticket, body, agent)
-    if status_set and ticket.status != old_status:
-        # A command changed the status: the customer hears of it (resolved asks for a rating).
+    # A command changed the status: the customer hears of it (resolved asks for a
+    # rating) -- unless a relayed reply leaves it waiting, which says so already.
+    relayed_waiting = relay and ticket.status == "waiting_customer"
+    if status_set and ticket.status != old_status and not relayed_waiting:
         from maild.status_mail import queue_status_change
 
         queue_status_change(

@@ -210,9 +210,9 @@ def _refused_ctx(c: _Ctx) -> list[dict[str, Any]]:
 
 
 def _notify_agents(c: _Ctx, ticket: Ticket, event: str, **extra: Any) -> None:
-    if ticket.assignee:
+    if ticket.assignee and c.settings.agent(ticket.assignee) is not None:
         to = (ticket.assignee,)
-    else:
+    else:  # unassigned, or the assignee is no longer an agent in settings.toml
         to = tuple(a.email for a in c.settings.agents_of(ticket.department))
     to = tuple(a for a in to if a != c.msg.sender)
     if not to:

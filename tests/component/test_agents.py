@@ -281,6 +281,21 @@ def test_status_command_mails_the_change_but_a_plain_reply_does_not(app: App) ->
     ingest(app, agent_reply(number, "#status in_progress"))
     assert len(outbox("status_changed", number)) == 1
 
+    # An explicit #status waiting on a relayed reply: the reply itself is enough.
+    ingest(app, agent_reply(number, "#status waiting\n\nPode testar de novo?"))
+    assert len(outbox("status_changed", number)) == 1
+    assert ticket(number).status == "waiting_customer"
+
+
+def test_notifications_skip_an_assignee_no_longer_in_settings(app: App) -> None:
+    number = open_ticket(app)
+    Ticket.update(assignee="ex-agente@example.com").where(Ticket.number == number).execute()
+
+    ingest(app, mail(subject=f"Re: [#{number}] Não consigo emitir NF-e", body="Alguma novidade?\n"))
+
+    latest = outbox("agent_notification", number)[-1]
+    assert latest.recipients == [ANA]
+
 
 @pytest.mark.parametrize("who", ["me", "Ana", "ana", "ANA@example.com", "ana@example.com"])
 def test_assign_forms(app: App, who: str) -> None:
