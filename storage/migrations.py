@@ -18,7 +18,20 @@ def _v1_initial(db: pw.Database) -> None:
     db.create_tables([m for m in MODELS if m is not SchemaVersion], safe=True)
 
 
-MIGRATIONS: list[Callable[[pw.Database], None]] = [_v1_initial]
+def _v2_ticket_lookup_indexes(db: pw.Database) -> None:
+    # The duplicate-subject and subject-threading lookups otherwise scan every
+    # ticket of the department (and every CC row): linear in the desk's history.
+    for statement in (
+        "CREATE INDEX IF NOT EXISTS ticket_requester_normalized_subject "
+        "ON ticket (requester, normalized_subject)",
+        "CREATE INDEX IF NOT EXISTS ticket_normalized_subject_department "
+        "ON ticket (normalized_subject, department)",
+        "CREATE INDEX IF NOT EXISTS ticket_cc_address ON ticket_cc (address)",
+    ):
+        db.execute_sql(statement)
+
+
+MIGRATIONS: list[Callable[[pw.Database], None]] = [_v1_initial, _v2_ticket_lookup_indexes]
 LATEST = len(MIGRATIONS)
 
 

@@ -359,3 +359,24 @@ def test_content_store_under_a_regular_file_raises_store_error(tmp_path: Path) -
     assert isinstance(info.value, OSError)
     assert "cannot store blob" in str(info.value)
     assert blocker.read_text(encoding="utf-8") == "not a folder"
+
+
+def test_upgrade_from_version_1_adds_the_ticket_lookup_index(database_url: str) -> None:
+    from storage.migrations import MIGRATIONS
+
+    db = open_database(database_url)
+    try:
+        db.create_tables([SchemaVersion], safe=True)
+        MIGRATIONS[0](db)  # a database made by the first release
+        SchemaVersion.create(version=1)
+
+        assert migrate(db) == (1, LATEST)
+
+        names = {index.name for index in db.get_indexes("ticket")}
+        assert {
+            "ticket_requester_normalized_subject",
+            "ticket_normalized_subject_department",
+        } <= names
+        assert "ticket_cc_address" in {index.name for index in db.get_indexes("ticket_cc")}
+    finally:
+        db.close()
