@@ -208,7 +208,9 @@ def _entry_view(app: App, ticket: Ticket, entry: ThreadEntry, department: Depart
         author=_author(app, entry, department),
         created_at=aware(entry.created_at),  # type: ignore[arg-type]
         text=entry.text,
-        full_text=entry.full_text,
+        # An agent's whole message holds their commands, signature and the quoted
+        # internal notification: customers see only what was relayed (SPEC §3, §6).
+        full_text=entry.full_text if entry.kind == "customer" else entry.text,
         attachments=attachments,
         refused=refused,
     )

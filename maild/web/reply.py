@@ -39,8 +39,13 @@ def build_reply(
     message_id_domain: str,
     now: datetime,
 ) -> bytes:
-    """The raw bytes of the reply (plain text, UTF-8, CRLF line ends)."""
-    msg = EmailMessage(policy=SMTP)
+    """The raw bytes of the reply (plain text, UTF-8, CRLF line ends).
+
+    Headers are written as UTF-8 (SMTPUTF8 style): an address with a non-ASCII
+    local part or domain must reach the pipeline exactly as the ticket stores it,
+    not RFC 2047-mangled into a different address.
+    """
+    msg = EmailMessage(policy=SMTP.clone(utf8=True))
     msg["From"] = _address(requester_name, requester)
     msg["To"] = _address("", department_address)
     msg["Subject"] = format_subject(number, subject, token_prefix)

@@ -196,7 +196,9 @@ async def reply(request: web.Request) -> web.StreamResponse:
         return checked
     state, fields = checked
     number, key = request.match_info["number"], request.match_info["key"]
-    text = fields.get("text", "")
+    # Browsers submit line breaks as CRLF but count them as one character for
+    # maxlength: count them the same way here.
+    text = fields.get("text", "").replace("\r\n", "\n")
     back = f"/t/{number}/{key}"
     if not text.strip():
         raise _redirect(back, "reply_empty")

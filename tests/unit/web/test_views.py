@@ -107,6 +107,29 @@ def test_page_shows_summary_and_customer_thread(app: App, client: Any, ticket: T
     assert "/rate" not in html  # no rating before the ticket is resolved
 
 
+def test_agent_commands_signature_and_quotes_never_reach_the_page(
+    app: App, client: Any, ticket: Ticket
+) -> None:
+    with app.db.atomic():
+        store.add_entry(
+            ticket,
+            kind="agent",
+            now=app.clock.now(),
+            author="ana@example.com",
+            text="Reinicie a impressora, por favor.",
+            full_text=(
+                "#priority high\n#assign me\nReinicie a impressora, por favor.\n"
+                "-- \nAna, ramal interno 4411\n> Novo chamado: nota interna"
+            ),
+        )
+
+    html = client.get(link_path(ticket)).text
+
+    assert "Reinicie a impressora" in html
+    for leaked in ("#priority", "#assign", "ramal interno", "nota interna"):
+        assert leaked not in html
+
+
 def test_page_in_english(make_app: Any, web_client_for: Any, opened: Any) -> None:
     app = make_app(daemon={"language": "en"})
     ticket = opened(app)
