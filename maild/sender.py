@@ -104,16 +104,22 @@ class SmtpTransport:
         self.settings = settings
         self.ssl_context = ssl_context or ssl.create_default_context()
         self.conn: smtplib.SMTP | None = None
+        self._connecting: smtplib.SMTP | None = None
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings
         conn: smtplib.SMTP
+        # Built unconnected and kept in ``_connecting`` so that abort() can cut a
+        # server that accepts the connection but never sends its greeting.
         if s.security == "tls":
-            conn = smtplib.SMTP_SSL(
-                s.host, s.port, timeout=s.timeout_seconds, context=self.ssl_context
-            )
+            conn = smtplib.SMTP_SSL(timeout=s.timeout_seconds, context=self.ssl_context)
         else:
-            conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout_seconds)
+            conn = smtplib.SMTP(timeout=s.timeout_seconds)
+        self._connecting = conn
+        try:
+            conn.connect(s.host, s.port)
+        finally:
+            self._connecting = None
         conn.ehlo()
         if s.security == "starttls":
             conn.starttls(context=self.ssl_context)  # raises: no plaintext fallback
@@ -177,6 +183,15 @@ class SmtpTransport:
         except (smtplib.SMTPException, OSError):
             self.close()
         return DeliveryResult(False, 500 <= code < 600, detail)
+
+    def abort(self) -> None:
+        """From another thread (SIGTERM): cut a connection that hangs, so the
+        sender thread returns now instead of after the SMTP timeout."""
+        for conn in (self.conn, self._connecting):
+            sock = getattr(conn, "sock", None) if conn is not None else None
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
         if self.conn is not None:
@@ -246,9 +261,14 @@ class OutboxSender:
             self.transport.close()
         return len(rows)
 
-    def stop(self) -> None:
-        """Finish the message in hand, then stop (SIGTERM); safe from any thread."""
+    def stop(self, *, abort: bool = False) -> None:
+        """Finish the message in hand, then stop (SIGTERM); safe from any thread.
+        ``abort`` also cuts a connection that hangs (the shutdown grace ran out)."""
         self.stop_requested.set()
+        if abort:
+            cut = getattr(self.transport, "abort", None)
+            if cut is not None:
+                cut()
 
     def drain(self, max_rounds: int = 100) -> int:
         total = 0

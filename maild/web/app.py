@@ -85,7 +85,8 @@ def create_web_app(app: App, *, secret: bytes | None = None) -> web.Application:
 
 async def start_web(app: App) -> web.AppRunner:
     """Serve the web view on ``[web] host/port``; the caller awaits ``runner.cleanup()``."""
-    runner = web.AppRunner(create_web_app(app), access_log=None)
+    # A slow client must not hold SIGTERM past the 10 s budget (SPEC §9).
+    runner = web.AppRunner(create_web_app(app), access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     site = web.TCPSite(runner, app.settings.web.host, app.settings.web.port)
     try:

@@ -450,3 +450,37 @@ def test_recover_outbox_settles_a_delivery_cut_by_a_crash(make_app, reached_mail
     box = app.settings.daemon.data_dir / "outbox" / "new"
     copies = [p for p in box.iterdir() if b"<ack-1@example.com>" in p.read_bytes()]
     assert len(copies) == 1  # delivered exactly once either way
+
+
+def test_sigterm_within_10_s_even_when_the_smtp_server_hangs(daemon) -> None:
+    # A server that accepts connections and never says a word.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    accepted: list[socket.socket] = []
+
+    def accept_forever() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                accepted.append(silent.accept()[0])
+
+    threading.Thread(target=accept_forever, daemon=True).start()
+    try:
+        d = daemon(
+            extra={
+                ("smtp", "host"): "127.0.0.1",
+                ("smtp", "port"): silent.getsockname()[1],
+                ("smtp", "security"): "none",
+            }
+        )
+        d.start().wait_ready()
+        d.deliver(customer_mail(1)[1])
+        wait_for(lambda: accepted, 10, "the sender to connect to the silent server")
+
+        started = time.monotonic()
+        assert d.stop() == 0  # fails the test past STOP_SECONDS
+        assert time.monotonic() - started < STOP_SECONDS
+    finally:
+        silent.close()
+        for conn in accepted:
+            conn.close()
