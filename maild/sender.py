@@ -115,6 +115,7 @@ class SmtpTransport:
             conn = smtplib.SMTP_SSL(timeout=s.timeout_seconds, context=self.ssl_context)
         else:
             conn = smtplib.SMTP(timeout=s.timeout_seconds)
+        conn._host = s.host  # TLS checks the certificate against it (set by __init__ normally)
         self._connecting = conn
         try:
             conn.connect(s.host, s.port)
