@@ -16,11 +16,14 @@ import peewee
 
 from storage.models import MODELS
 
+BUSY_TIMEOUT_MS = 10000
 SQLITE_PRAGMAS = (
     ("journal_mode", "wal"),
-    ("busy_timeout", 10000),
+    ("busy_timeout", BUSY_TIMEOUT_MS),
     ("foreign_keys", 1),
-    ("synchronous", "normal"),
+    # FULL: the WAL is synced at each commit. With NORMAL a power cut could take
+    # back an Inbound row after the MTA got its 250 (or IMAP moved the message).
+    ("synchronous", "full"),
 )
 
 
@@ -50,7 +53,9 @@ class _SqliteDatabase(peewee.SqliteDatabase):
         self._writer_owner: int | None = None
 
     def begin(self, lock_type: str | None = None) -> None:
-        self._writer.acquire()
+        if not self._writer.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+            # Same answer as SQLite's own busy timeout: callers treat it as transient.
+            raise peewee.OperationalError("database is locked (in-process writer queue)")
         self._writer_owner = threading.get_ident()
         try:
             super().begin(lock_type or "IMMEDIATE")

@@ -237,6 +237,7 @@ def test_sqlite_wal_busy_timeout_and_foreign_keys(tmp_path: Path) -> None:
         assert pragma("journal_mode") == "wal"
         assert pragma("busy_timeout") == 10000
         assert pragma("foreign_keys") == 1
+        assert pragma("synchronous") == 2  # FULL: a commit survives a power cut
     finally:
         db.close()
 
