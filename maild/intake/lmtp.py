@@ -112,7 +112,10 @@ async def start_listener(
     cfg = app.settings.listener
     handler = IntakeHandler(app, on_ingested, source=cfg.protocol)
     server_class: Any = _LenientLMTP if cfg.protocol == "lmtp" else _LenientSMTP
-    limit = app.settings.attachments.max_message_bytes * 2
+    # No cap here: aiosmtpd would answer an oversized DATA with one 552 (not one
+    # reply per LMTP recipient) and the MTA would bounce it. The pipeline keeps
+    # the headers and answers too_large with a notice. Cap sizes in the MTA.
+    limit = None
 
     def factory() -> SMTP:
         return server_class(

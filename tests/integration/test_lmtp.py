@@ -88,8 +88,14 @@ class Listener:
 def serve(make_app) -> Iterator:
     started: list[Listener] = []
 
-    def start(protocol: str = "lmtp", on_ingested: Callable[[Any], None] | None = None) -> Listener:
-        app = make_app(listener={"enabled": True, "protocol": protocol, "port": free_port()})
+    def start(
+        protocol: str = "lmtp",
+        on_ingested: Callable[[Any], None] | None = None,
+        **tables: Any,
+    ) -> Listener:
+        app = make_app(
+            listener={"enabled": True, "protocol": protocol, "port": free_port()}, **tables
+        )
         listener = Listener(app, on_ingested).start()
         started.append(listener)
         return listener
@@ -186,6 +192,20 @@ def test_overlong_lines_are_accepted_not_bounced(serve) -> None:
         assert client.sendmail(CUSTOMER, ["suporte@example.com"], raw) == {}
     listener.app.db.connect(reuse_if_open=True)
     assert Ticket.select().count() == 1
+
+
+def test_oversized_message_gets_one_reply_per_recipient_and_too_large(serve) -> None:
+    # No size cap in the listener itself: a 552 from aiosmtpd would be a single
+    # reply (breaking LMTP) and a bounce; the pipeline answers too_large instead.
+    listener = serve(attachments={"max_message_bytes": 2000})
+    raw = message("big@c.example") + b"x" * 10_000 + b"\r\n"
+    with lmtp_client(listener) as client:
+        client.mail(CUSTOMER)
+        client.rcpt("suporte@example.com")
+        client.rcpt("financeiro@example.com")
+        replies = send_data(client, raw, 2)
+    assert [code for code, _ in replies] == [250, 250]
+    assert [r.outcome for r in listener.ingested] == ["too_large"]
 
 
 def test_storage_failure_answers_451_and_keeps_nothing(serve) -> None:
