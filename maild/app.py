@@ -6,6 +6,7 @@ what it needs from the ``App`` it is handed; nothing reaches for a global.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
@@ -27,6 +28,13 @@ class App:
     settings: Settings
     db: peewee.Database
     clock: Clock = field(default_factory=SystemClock)
+    # Called (from any thread) after a commit queued outbound mail: the daemon
+    # wakes its sender, so a web reply's mail goes out now, not at the next poll.
+    outbox_listeners: list[Callable[[], None]] = field(default_factory=list)
+
+    def outbox_changed(self) -> None:
+        for listener in self.outbox_listeners:
+            listener()
 
     @cached_property
     def raw_store(self) -> ContentStore:

@@ -65,6 +65,7 @@ class Daemon:
         self._listener_handler: Any = None
         self._web_runner: Any = None
         self._sender = OutboxSender(app, make_transport(app), owner=self.owner)
+        app.outbox_listeners.append(self.wake_sender)
 
     # -- wiring ---------------------------------------------------------------
     def on_ingested(self, result: IngestResult) -> None:

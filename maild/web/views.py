@@ -206,6 +206,7 @@ async def reply(request: web.Request) -> web.StreamResponse:
         raise _redirect(back, "reply_too_long")
     try:
         outcome = await data.run_db(state.app, data.post_reply, number, key, text)
+        state.app.outbox_changed()
     except StorageUnavailableError as exc:
         log.error("web.reply_failed", ticket=parse_number(number), error=str(exc))
         raise _redirect(back, "unavailable") from None
@@ -223,6 +224,7 @@ async def close(request: web.Request) -> web.StreamResponse:
     state, _fields = checked
     number, key = request.match_info["number"], request.match_info["key"]
     code = await data.run_db(state.app, data.close_ticket, number, key)
+    state.app.outbox_changed()
     if code is None:
         return not_found(state)
     log.info("web.close", ticket=parse_number(number), result=code)
@@ -243,6 +245,7 @@ async def rate(request: web.Request) -> web.StreamResponse:
         fields.get("stars", ""),
         fields.get("comment", ""),
     )
+    state.app.outbox_changed()
     if code is None:
         return not_found(state)
     log.info("web.rate", ticket=parse_number(number), result=code)

@@ -721,3 +721,13 @@ def test_no_web_reply_when_the_requester_is_an_agent(
     assert reply.headers["Location"] == link_path(ticket) + "?m=unauthorized"
     assert Inbound.select().count() == inbound
     assert reload(ticket).status == "open"
+
+
+def test_web_actions_wake_the_outbox_sender(app: App, client: Any, ticket: Ticket) -> None:
+    woken: list[bool] = []
+    app.outbox_listeners.append(lambda: woken.append(True))
+    token = client.get(link_path(ticket)).form_token()
+
+    client.post(link_path(ticket) + "/reply", {"token": token, "text": "Ainda não."})
+
+    assert woken  # the reply's notification goes out now, not at the next poll
