@@ -26,6 +26,7 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -35,7 +36,7 @@ from maild.app import App
 from maild.config import SmtpSettings
 from storage import outbox as ob
 from storage import tickets as store
-from storage.models import Outbox, Ticket
+from storage.models import Outbox, Ticket, to_storage
 
 log = structlog.get_logger("maild.sender")
 
@@ -48,6 +49,9 @@ class DeliveryResult:
     ok: bool
     permanent: bool = False
     detail: str = ""
+    # Delivered to the others: recipients answered 4xx (to retry) or 5xx (given up).
+    deferred: tuple[str, ...] = ()
+    rejected: tuple[str, ...] = ()
 
 
 # Called by a transport right before the point of no return (SMTP ``DATA``); False
@@ -172,8 +176,15 @@ class SmtpTransport:
             self.close()
             return DeliveryResult(False, False, _error_text(exc))
         if refused:
-            # Some recipients refused, others accepted: the message went out; note it.
-            return DeliveryResult(True, False, f"partly refused: {_describe(refused)}")
+            # Some recipients refused, others accepted: the message went out to them;
+            # the 4xx ones are retried on their own, the 5xx ones noted (SPEC §4).
+            return DeliveryResult(
+                True,
+                False,
+                f"partly refused: {_describe(refused)}",
+                deferred=tuple(r for r, (c, _) in refused.items() if not 500 <= c < 600),
+                rejected=tuple(r for r, (c, _) in refused.items() if 500 <= c < 600),
+            )
         return DeliveryResult(True, False, f"{code} {_text(reply)}")
 
     def _reset(self, code: int, detail: str) -> DeliveryResult:
@@ -301,11 +312,51 @@ class OutboxSender:
             return
         self._record(row, result)
 
+    def _partly_refused(self, row: Outbox, result: DeliveryResult, now: datetime) -> None:
+        if result.deferred:
+            # The same message, for the recipients that asked us to try later.
+            retry, created = ob.enqueue(
+                idem_key=f"{row.idem_key}:retry:{row.id}",
+                now=now,
+                recipients=result.deferred,
+                ticket=row.ticket_id,
+                inbound=row.inbound_id,
+                template=row.template,
+                automatic=row.automatic,
+                mail_from=row.mail_from,
+                message_id=row.message_id,
+                subject=row.subject,
+                raw=bytes(row.raw),
+            )
+            if created:  # first retry after the usual backoff, like any 4xx
+                Outbox.update(next_attempt_at=to_storage(now + ob.next_delay(1))).where(
+                    Outbox.id == retry.id
+                ).execute()
+        if result.rejected and row.ticket_id:
+            ticket = Ticket.get_by_id(row.ticket_id)
+            store.add_entry(
+                ticket,
+                kind="system",
+                now=now,
+                text=f"Mail to {', '.join(result.rejected)} refused (outbox {row.id}): "
+                f"{result.detail}",
+            )
+            store.add_event(
+                ticket,
+                "delivery_failed",
+                "system",
+                now,
+                outbox=row.id,
+                recipients=list(result.rejected),
+                error=result.detail,
+            )
+
     def _record(self, row: Outbox, result: DeliveryResult) -> None:
         now = self.app.clock.now()
         with self.app.db.atomic():
             if result.ok:
                 ob.record_sent(row, now, result.detail)
+                self._partly_refused(row, result, now)
                 self._outage_logged = False
                 log.info(
                     "outbox.sent", outbox_id=row.id, template=row.template, detail=result.detail

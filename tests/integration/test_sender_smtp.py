@@ -231,6 +231,57 @@ def test_rcpt_550_fails_the_row(make_app: Callable[..., App], smtp_sink: SmtpSin
     assert received(smtp_sink, row.message_id) == []
 
 
+def _ticket_with_cc(app: App, cc: str) -> tuple[Ticket, Outbox]:
+    raw = customer_mail().replace(b"To: ", f"Cc: {cc}\r\nTo: ".encode(), 1)
+    result = ingest(app, raw, "ingest")
+    ticket = Ticket.get(Ticket.number == result.ticket)
+    row = Outbox.get((Outbox.ticket == ticket) & (Outbox.template == "confirmation"))
+    assert cc in row.recipients
+    return ticket, row
+
+
+def test_a_greylisted_cc_gets_the_mail_later_the_others_at_once(
+    make_app: Callable[..., App], smtp_sink: SmtpSink, clock: FrozenClock
+) -> None:
+    cc = "socio@empresa.example.com.br"
+    app = make_app(smtp=smtp_table(smtp_sink))
+    _ticket, row = _ticket_with_cc(app, cc)
+    smtp_sink.reject_rcpt(cc, "450 4.2.0 greylisted, try again later")
+
+    sender_for(app).run_once()
+
+    assert fresh(row).status == ob.OUTBOX_SENT
+    ours = [m for m in smtp_sink.messages if m.message["Message-ID"] == f"<{row.message_id}>"]
+    assert [m.rcpt_tos for m in ours] == [[CUSTOMER]]
+    retry = Outbox.get((Outbox.message_id == row.message_id) & (Outbox.id != row.id))
+    assert retry.status == ob.OUTBOX_PENDING and retry.recipients == [cc]
+
+    smtp_sink.accept_rcpt(cc)
+    clock.advance(minutes=1, seconds=1)
+    sender_for(app).run_once()
+
+    assert fresh(retry).status == ob.OUTBOX_SENT
+    ours = [m for m in smtp_sink.messages if m.message["Message-ID"] == f"<{row.message_id}>"]
+    assert [m.rcpt_tos for m in ours] == [[CUSTOMER], [cc]]
+
+
+def test_a_refused_cc_is_noted_on_the_ticket(
+    make_app: Callable[..., App], smtp_sink: SmtpSink
+) -> None:
+    cc = "saiu@empresa.example.com.br"
+    app = make_app(smtp=smtp_table(smtp_sink))
+    ticket, row = _ticket_with_cc(app, cc)
+    smtp_sink.reject_rcpt(cc)
+
+    sender_for(app).run_once()
+
+    assert fresh(row).status == ob.OUTBOX_SENT
+    notes = ThreadEntry.select().where(
+        (ThreadEntry.ticket == ticket) & (ThreadEntry.kind == "system")
+    )
+    assert any(cc in n.text for n in notes)
+
+
 # ---------------------------------------------------------------------------
 # TLS and AUTH
 # ---------------------------------------------------------------------------

@@ -114,6 +114,11 @@ class SmtpSink:
         with self._cond:
             self._rcpt_replies[address.lower()] = reply
 
+    def accept_rcpt(self, address: str) -> None:
+        """Stop refusing ``address`` (a greylisting server letting it through)."""
+        with self._cond:
+            self._rcpt_replies.pop(address.lower(), None)
+
     # -- results -----------------------------------------------------------------------
 
     @property
