@@ -24,7 +24,7 @@ import smtplib
 import socket
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -238,6 +238,30 @@ def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
+def _note_failure(
+    row: Outbox, recipients: Sequence[str], verb: str, detail: str, now: datetime
+) -> None:
+    """A system note and a delivery_failed event on the row's ticket (SPEC §4)."""
+    if not row.ticket_id:
+        return
+    ticket = Ticket.get_by_id(row.ticket_id)
+    store.add_entry(
+        ticket,
+        kind="system",
+        now=now,
+        text=f"Mail to {', '.join(recipients)} {verb} (outbox {row.id}): {detail}",
+    )
+    store.add_event(
+        ticket,
+        "delivery_failed",
+        "system",
+        now,
+        outbox=row.id,
+        recipients=list(recipients),
+        error=detail,
+    )
+
+
 def make_transport(app: App) -> Transport:
     if app.settings.smtp is None:
         return MaildirTransport(app.settings.daemon.data_dir / "outbox")
@@ -332,24 +356,8 @@ class OutboxSender:
                 Outbox.update(next_attempt_at=to_storage(now + ob.next_delay(1))).where(
                     Outbox.id == retry.id
                 ).execute()
-        if result.rejected and row.ticket_id:
-            ticket = Ticket.get_by_id(row.ticket_id)
-            store.add_entry(
-                ticket,
-                kind="system",
-                now=now,
-                text=f"Mail to {', '.join(result.rejected)} refused (outbox {row.id}): "
-                f"{result.detail}",
-            )
-            store.add_event(
-                ticket,
-                "delivery_failed",
-                "system",
-                now,
-                outbox=row.id,
-                recipients=list(result.rejected),
-                error=result.detail,
-            )
+        if result.rejected:
+            _note_failure(row, result.rejected, "refused", result.detail, now)
 
     def _record(self, row: Outbox, result: DeliveryResult) -> None:
         now = self.app.clock.now()
@@ -363,18 +371,8 @@ class OutboxSender:
                 )
                 return
             status = ob.record_failure(row, now, result.detail, permanent=result.permanent)
-            if status == ob.OUTBOX_FAILED and row.ticket_id:
-                ticket = Ticket.get_by_id(row.ticket_id)
-                store.add_entry(
-                    ticket,
-                    kind="system",
-                    now=now,
-                    text=f"Mail to {', '.join(row.recipients)} failed (outbox {row.id}): "
-                    f"{result.detail}",
-                )
-                store.add_event(
-                    ticket, "delivery_failed", "system", now, outbox=row.id, error=result.detail
-                )
+            if status == ob.OUTBOX_FAILED:
+                _note_failure(row, row.recipients, "failed", result.detail, now)
         if status == ob.OUTBOX_FAILED:
             log.warning("outbox.failed", outbox_id=row.id, error=result.detail)
         elif not self._outage_logged:
