@@ -36,9 +36,9 @@ from storage.models import (
     RateWindowNotice,
     RawMessage,
     Ticket,
-    TicketCC,
     to_storage,
 )
+from storage.queries import ticket_ccs
 from storage.stores import StoreError, sha256_hex
 
 log = structlog.get_logger("maild.pipeline")
@@ -418,13 +418,12 @@ def _record_position(position: ImapPosition) -> None:
 
 
 def _view(ticket: Ticket) -> TicketView:
-    ccs = tuple(r.address for r in TicketCC.select().where(TicketCC.ticket == ticket))
     return TicketView(
         number=ticket.number,
         status=ticket.status,
         department=ticket.department,
         requester=ticket.requester,
-        ccs=ccs,
+        ccs=tuple(ticket_ccs(ticket)),
     )
 
 
@@ -484,18 +483,19 @@ def build_context(
         Inbound.select().where((Inbound.dedupe_key == key) & (Inbound.id != inbound.id)).exists()
     )
     ticket, via = find_thread(app, msg)
-    if ticket is not None and via in WEAK_THREAD_EVIDENCE and not msg.is_agent:
+    view = _view(ticket) if ticket is not None else None
+    if view is not None and via in WEAK_THREAD_EVIDENCE and not msg.is_agent:
         # A quoted footer or our References in a stranger's mail (a forward) is no
         # right to the ticket: that mail is a new opening, and learns nothing of it.
-        allowed, _ = may_post(msg.sender, _view(ticket), settings.access.allow_same_domain)
+        allowed, _ = may_post(msg.sender, view, settings.access.allow_same_domain)
         if not allowed:
-            ticket, via = None, None
+            ticket, via, view = None, None, None
     if ticket is not None and not msg.is_agent and _starts_new_ticket(settings, ticket):
         # new_ticket policy: a follow-up on a resolved ticket opens one new ticket;
         # further follow-ups thread onto that one instead of opening more.
         successor = find_subject_thread(msg.normalized_subject, msg.sender, ticket.department)
         if successor is not None and successor.id != ticket.id:
-            ticket, via = successor, "subject"
+            ticket, via, view = successor, "subject", _view(successor)
     duplicate = None
     if ticket is None and not msg.has_reply_prefix and msg.sender:
         duplicate = find_active_duplicate(msg.normalized_subject, msg.sender, msg.department)
@@ -515,7 +515,7 @@ def build_context(
     dept = settings.department(ticket.department) if ticket is not None else None
     ctx = PolicyContext(
         already_seen=already_seen,
-        ticket=_view(ticket) if ticket is not None else None,
+        ticket=view,
         thread_via=via,
         duplicate_of=_view(duplicate) if duplicate is not None else None,
         sender_recent_count=recent,
