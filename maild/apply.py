@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from maild.app import App
-from maild.config import Department
+from maild.config import Department, Settings
 from maild.outbound import MailRequest, queue_mail
 from maild.policy import types as o
 from maild.policy.types import Classified, Decision
@@ -209,12 +209,19 @@ def _refused_ctx(c: _Ctx) -> list[dict[str, Any]]:
     return _attachments_ctx(c)["refused_attachments"]
 
 
+def agent_recipients(settings: Settings, ticket: Ticket, exclude: str) -> tuple[str, ...]:
+    """Who hears of a ticket's news: its assignee, else the department's agents
+    (also when the assignee is no longer an agent in settings.toml), never the
+    person whose action it is (``exclude``)."""
+    if ticket.assignee and settings.agent(ticket.assignee) is not None:
+        to: tuple[str, ...] = (ticket.assignee,)
+    else:
+        to = tuple(a.email for a in settings.agents_of(ticket.department))
+    return tuple(a for a in to if a != exclude)
+
+
 def _notify_agents(c: _Ctx, ticket: Ticket, event: str, **extra: Any) -> None:
-    if ticket.assignee and c.settings.agent(ticket.assignee) is not None:
-        to = (ticket.assignee,)
-    else:  # unassigned, or the assignee is no longer an agent in settings.toml
-        to = tuple(a.email for a in c.settings.agents_of(ticket.department))
-    to = tuple(a for a in to if a != c.msg.sender)
+    to = agent_recipients(c.settings, ticket, c.msg.sender)
     if not to:
         return
     context = {

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import peewee as pw
 
 from maild.app import App
-from maild.apply import refusal_reason
+from maild.apply import agent_recipients, refusal_reason
 from maild.config import Department
 from maild.outbound import MailRequest, queue_mail
 from maild.pipeline import IngestResult, ingest
@@ -321,11 +321,7 @@ def post_reply(app: App, number_text: str, key: str, text: str) -> ReplyOutcome 
 
 def _notify_agents(app: App, ticket: Ticket, event_id: int, event: str, **context: Any) -> None:
     settings = app.settings
-    if ticket.assignee:
-        to: tuple[str, ...] = (ticket.assignee,)
-    else:
-        to = tuple(a.email for a in settings.agents_of(ticket.department))
-    to = tuple(a for a in to if a != ticket.requester)
+    to = agent_recipients(settings, ticket, ticket.requester)
     if not to:
         return
     full_context: dict[str, Any] = {
