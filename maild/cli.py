@@ -14,11 +14,14 @@ import os
 import re
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TextIO
 
 import peewee
 
+from maild.app import App, build_app
+from maild.clock import Clock, SystemClock
 from maild.config import ConfigError, Settings, config_path, load_settings
 from maild.errors import StorageUnavailableError, UsageError
 
@@ -88,7 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_cli(argv: Sequence[str], stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+def run_cli(
+    argv: Sequence[str],
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+    *,
+    clock: Clock | None = None,
+    app_factory: AppFactory | None = None,
+) -> int:
+    """Run one ``maild`` command. ``clock`` and ``app_factory`` are the seams the
+    composition root fills: the wall clock and :func:`build_app` unless given."""
     out = stdout or sys.stdout
     err = stderr or sys.stderr
     parser = build_parser()
@@ -120,7 +132,8 @@ def run_cli(argv: Sequence[str], stdout: TextIO | None = None, stderr: TextIO | 
     )
     handler = _HANDLERS[args.command]
     try:
-        return handler(args, settings, out, err)
+        env = CliEnv(settings, clock or SystemClock(), app_factory or default_app_factory)
+        return handler(args, settings, out, err, env)
     except (UsageError, LookupError) as exc:
         print(f"error: {exc}", file=err)
         return EX_ERROR
@@ -136,13 +149,29 @@ def run_cli(argv: Sequence[str], stdout: TextIO | None = None, stderr: TextIO | 
 # ---------------------------------------------------------------------------
 
 
-def _open(settings: Settings, migrate: bool = True) -> Any:
-    from maild.app import build_app
-
-    return build_app(settings, migrate=migrate)
+AppFactory = Callable[[Settings, Clock], App]
 
 
-def cmd_check_config(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+@dataclass(frozen=True)
+class CliEnv:
+    """What a command needs besides its arguments: where 'now' comes from and how to
+    open the App. ``maild`` passes the system clock; tests pass a frozen one."""
+
+    settings: Settings
+    clock: Clock
+    app_factory: AppFactory
+
+    def open_app(self) -> App:
+        return self.app_factory(self.settings, self.clock)
+
+
+def default_app_factory(settings: Settings, clock: Clock) -> App:
+    return build_app(settings, clock)
+
+
+def cmd_check_config(
+    args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
+) -> int:
     errors: list[str] = []
     try:
         from maild.render import SHIPPED_TEMPLATES_DIR, Renderer
@@ -201,7 +230,9 @@ def _redact_url(url: str) -> str:
     return re.sub(r"(://[^:/@]+):[^@]+@", r"\1:***@", url)
 
 
-def cmd_db(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+def cmd_db(
+    args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
+) -> int:
     from storage.db import open_database
     from storage.migrations import migrate
 
@@ -230,11 +261,13 @@ def _month_range(value: str) -> tuple[datetime, datetime]:
     return start, end
 
 
-def cmd_tickets(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+def cmd_tickets(
+    args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
+) -> int:
     from storage import queries
     from storage.models import Ticket, to_storage
 
-    app = _open(settings)
+    app = env.open_app()
     try:
         if args.tickets_command == "list":
             month = None
@@ -295,11 +328,13 @@ def cmd_tickets(args: argparse.Namespace, settings: Settings, out: TextIO, err: 
         app.close()
 
 
-def cmd_outbox(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+def cmd_outbox(
+    args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
+) -> int:
     from storage import queries
     from storage.models import Outbox
 
-    app = _open(settings)
+    app = env.open_app()
     try:
         if args.outbox_command == "list":
             query = Outbox.select().order_by(Outbox.id)
@@ -334,11 +369,13 @@ def cmd_outbox(args: argparse.Namespace, settings: Settings, out: TextIO, err: T
         app.close()
 
 
-def cmd_quarantine(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+def cmd_quarantine(
+    args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
+) -> int:
     from storage import queries
     from storage.models import INBOUND_HELD, INBOUND_QUARANTINED, Inbound
 
-    app = _open(settings)
+    app = env.open_app()
     try:
         if args.quarantine_command == "list":
             query = (
@@ -374,19 +411,23 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings, out: TextIO, er
         app.close()
 
 
-def cmd_ingest(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+def cmd_ingest(
+    args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
+) -> int:
     from maild.ingest_cli import ingest_command
 
-    return ingest_command(args, settings, out, err)
+    return ingest_command(args, settings, out, err, env)
 
 
-def cmd_run(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
+def cmd_run(
+    args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
+) -> int:
     from maild.daemon import run_daemon
 
-    return run_daemon(settings)
+    return run_daemon(settings, env.clock)
 
 
-_HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, TextIO, TextIO], int]] = {
+_HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, TextIO, TextIO, CliEnv], int]] = {
     "check-config": cmd_check_config,
     "db": cmd_db,
     "tickets": cmd_tickets,

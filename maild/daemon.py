@@ -24,6 +24,7 @@ from typing import Any
 import structlog
 
 from maild.app import App, build_app
+from maild.clock import Clock
 from maild.config import ConfigError, Settings, load_settings
 from maild.notify import Notifier, watchdog_interval
 from maild.pipeline import IngestResult, recover
@@ -353,8 +354,8 @@ def recover_imap_leases(app: App) -> int:
     return released
 
 
-def run_daemon(settings: Settings) -> int:
-    app = build_app(settings)
+def run_daemon(settings: Settings, clock: Clock | None = None) -> int:
+    app = build_app(settings, clock)
     try:
         return asyncio.run(Daemon(app, settings.source_path).run())
     finally:

@@ -10,10 +10,13 @@ import mailbox
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from maild.config import Settings
 from maild.errors import StorageUnavailableError
+
+if TYPE_CHECKING:
+    from maild.cli import CliEnv
 
 EX_OK = 0
 EX_NOINPUT = 66
@@ -55,12 +58,13 @@ def _inputs(files: list[str], err: TextIO) -> Iterator[tuple[str, bytes | None]]
             yield name, data
 
 
-def ingest_command(args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO) -> int:
-    from maild.app import build_app
+def ingest_command(
+    args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
+) -> int:
     from maild.pipeline import dry_run, ingest
 
     try:
-        app = build_app(settings)
+        app = env.open_app()
     except Exception as exc:
         print(f"error: cannot open the database: {exc}", file=err)
         return EX_TEMPFAIL

@@ -215,7 +215,7 @@ def cli():
         if stdin is not None:
             sys.stdin = io.TextIOWrapper(io.BytesIO(stdin))
         try:
-            code = run_cli(["--config", str(config), *argv], out, err)
+            code = run_cli(["--config", str(config), *argv], out, err, clock=app.clock)
         finally:
             sys.stdin = saved
             app.db.bind(MODELS, bind_refs=False, bind_backrefs=False)

@@ -14,7 +14,7 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -23,6 +23,7 @@ import pytest
 import structlog
 
 from maild.cli import run_cli
+from maild.clock import FrozenClock
 from tests.component.conftest import ENTRY_FIELDS, TICKET_FIELDS
 from tests.shipped_settings import write_settings
 
@@ -33,12 +34,13 @@ SP = ZoneInfo("America/Sao_Paulo")
 class Maild:
     """``maild --config <file> ...`` in-process: returns (exit code, stdout, stderr)."""
 
-    def __init__(self, config: Path) -> None:
+    def __init__(self, config: Path, clock: FrozenClock | None = None) -> None:
         self.config = config
+        self.clock = clock or FrozenClock(datetime(2026, 11, 24, 13, 0, tzinfo=UTC))
 
     def __call__(self, *argv: str) -> tuple[int, str, str]:
         out, err = io.StringIO(), io.StringIO()
-        code = run_cli(["--config", str(self.config), *argv], out, err)
+        code = run_cli(["--config", str(self.config), *argv], out, err, clock=self.clock)
         return code, out.getvalue(), err.getvalue()
 
     def ok(self, *argv: str) -> str:
@@ -60,8 +62,8 @@ def _restore_logging() -> Iterator[None]:
 
 
 @pytest.fixture
-def maild(tmp_path: Path) -> Maild:
-    return Maild(write_settings(tmp_path))
+def maild(tmp_path: Path, clock: FrozenClock) -> Maild:
+    return Maild(write_settings(tmp_path), clock)
 
 
 def mail(
@@ -318,7 +320,7 @@ def test_tickets_list_oldest_first_and_filters(maild: Maild, desk: dict[str, int
     assert numbers("--requester", "COMPRAS@loja.example.org") == [desk["progress"]]
     assert numbers("--department", "suporte", "--pending") == [desk["open"]]
 
-    this_month = datetime.now(SP).strftime("%Y-%m")
+    this_month = maild.clock.now().astimezone(SP).strftime("%Y-%m")
     assert numbers("--month", this_month) == [t["number"] for t in everything]
     assert numbers("--month", "2001-01") == []
 

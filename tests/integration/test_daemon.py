@@ -406,9 +406,10 @@ def test_recover_outbox_settles_a_delivery_cut_by_a_crash(make_app, reached_mail
     from maild.daemon import recover_outbox
     from maild.sender import MaildirTransport, OutboxSender
     from storage import outbox as ob
-    from storage.models import Outbox, OutboxAttempt, utcnow
+    from storage.models import Outbox, OutboxAttempt, to_storage
 
     app = make_app()
+    now = to_storage(app.clock.now())
     transport = MaildirTransport(app.settings.daemon.data_dir / "outbox")
     raw = b"To: cliente@example.com.br\r\nMessage-ID: <ack-1@example.com>\r\n\r\nOi\r\n"
     dead = f"{socket.gethostname()}:{_dead_pid()}"
@@ -420,9 +421,11 @@ def test_recover_outbox_settles_a_delivery_cut_by_a_crash(make_app, reached_mail
         message_id="ack-1@example.com",
         raw=raw,
         claimed_by=dead,
-        claimed_until=utcnow() + ob.CLAIM_LEASE,
+        claimed_until=now + ob.CLAIM_LEASE,
+        next_attempt_at=now,
+        created_at=now,
     )
-    OutboxAttempt.create(outbox=row.id, at=utcnow(), result=ob.ATTEMPT_SENDING)
+    OutboxAttempt.create(outbox=row.id, at=now, result=ob.ATTEMPT_SENDING)
     alive = Outbox.create(
         idem_key="ack:2",
         template="confirmation",
@@ -431,7 +434,7 @@ def test_recover_outbox_settles_a_delivery_cut_by_a_crash(make_app, reached_mail
         message_id="ack-2@example.com",
         raw=b"x",
         claimed_by=f"{socket.gethostname()}:{os.getppid()}",  # a live process
-        claimed_until=utcnow() + ob.CLAIM_LEASE,
+        claimed_until=now + ob.CLAIM_LEASE,
     )
     if reached_maildir:
         transport.deliver("suporte@example.com", ["cliente@example.com.br"], raw)
