@@ -16,6 +16,7 @@ import peewee
 
 from maild.clock import Clock, SystemClock
 from maild.config import Settings
+from maild.metrics import Metrics
 from storage.db import open_database
 from storage.stores import ContentStore, attachment_store, raw_store
 
@@ -31,6 +32,7 @@ class App:
     # Called (from any thread) after a commit queued outbound mail: the daemon
     # wakes its sender, so a web reply's mail goes out now, not at the next poll.
     outbox_listeners: list[Callable[[], None]] = field(default_factory=list)
+    metrics: Metrics = field(default_factory=Metrics)
 
     def outbox_changed(self) -> None:
         for listener in self.outbox_listeners:

@@ -224,7 +224,7 @@ def process_inbound(
                         app.clock.now(),
                         bypass_rate_limit=bypass_rate_limit,
                     )
-                _log_result(result, started, app)
+                _log_result(result, started, app, inbound.source)
                 return result
             except pw.IntegrityError as exc:
                 # A concurrent writer took the same dedupe key or number: try again,
@@ -245,7 +245,7 @@ def process_inbound(
                 )
                 break
         result = _quarantine(app, inbound, last_error, position, raw)
-        _log_result(result, started, app)
+        _log_result(result, started, app, inbound.source)
         return result
 
 
@@ -340,8 +340,11 @@ def _result_of(inbound: Inbound) -> IngestResult:
     )
 
 
-def _log_result(result: IngestResult, started: datetime, app: App) -> None:
-    duration = (app.clock.now() - started).total_seconds() * 1000
+def _log_result(result: IngestResult, started: datetime, app: App, source: str) -> None:
+    seconds = (app.clock.now() - started).total_seconds()
+    duration = seconds * 1000
+    app.metrics.message_processed(result.outcome, source, seconds)
+    app.metrics.batch_size.observe(1)  # one message per commit until group commit lands
     log.info(
         "message.processed",
         message_id=result.message_id,

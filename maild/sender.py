@@ -36,7 +36,7 @@ from maild.app import App
 from maild.config import SmtpSettings
 from storage import outbox as ob
 from storage import tickets as store
-from storage.models import Outbox, Ticket, to_storage
+from storage.models import Outbox, Ticket, aware, to_storage
 
 log = structlog.get_logger("maild.sender")
 
@@ -366,11 +366,16 @@ class OutboxSender:
                 ob.record_sent(row, now, result.detail)
                 self._partly_refused(row, result, now)
                 self._outage_logged = False
+                queued = aware(row.created_at)
+                self.app.metrics.delivery(
+                    "sent", (now - queued).total_seconds() if queued else None
+                )
                 log.info(
                     "outbox.sent", outbox_id=row.id, template=row.template, detail=result.detail
                 )
                 return
             status = ob.record_failure(row, now, result.detail, permanent=result.permanent)
+            self.app.metrics.delivery(status if status == ob.OUTBOX_FAILED else "deferred")
             if status == ob.OUTBOX_FAILED:
                 _note_failure(row, row.recipients, "failed", result.detail, now)
         if status == ob.OUTBOX_FAILED:

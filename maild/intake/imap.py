@@ -37,6 +37,13 @@ from imapclient.exceptions import IMAPClientError
 from maild.app import App
 from maild.config import ImapSource
 from maild.errors import StorageUnavailableError, TransientError
+from maild.metrics import (
+    SOURCE_CONNECTED,
+    SOURCE_FAILING,
+    SOURCE_STANDBY,
+    SOURCE_STARTING,
+    SOURCE_STOPPED,
+)
 from maild.pipeline import ImapPosition, IngestResult, ingest
 from maild.policy.types import QUARANTINED
 from storage.models import INBOUND_RECEIVED, ImapState, Inbound, to_storage
@@ -202,6 +209,7 @@ class ImapRunner:
         self._lease_renewed_at = 0.0
         self._failing = False
         self._waiting_logged = False
+        self._state(SOURCE_STARTING)
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -215,6 +223,7 @@ class ImapRunner:
                         self._wait(min(self.source.poll_seconds, LEASE_RENEW_SECONDS))
                         continue
                     self._recovered()
+                    self._state(SOURCE_CONNECTED)
                     if not self.stop_event.is_set():
                         self.wait_for_mail()
                 except StorageUnavailableError as exc:
@@ -227,11 +236,13 @@ class ImapRunner:
                     self._wait(self.backoff.next_delay())
         finally:
             self.close()
+            self._state(SOURCE_STOPPED)
 
     def run_once(self) -> int:
         """One pass: connect if needed, fetch and ingest new mail; the count processed."""
         if not self._renew_lease():
             self._disconnect("lease_not_held")
+            self._state(SOURCE_STANDBY)
             return 0
         client = self._connect()
         uidvalidity = int(client.select_folder(self.source.folder)[b"UIDVALIDITY"])
@@ -498,6 +509,7 @@ class ImapRunner:
             return self._client
         client = self.connector.connect(self.source)
         self._client = client
+        self._state(SOURCE_CONNECTED)
         self._swept = False
         self._known_folders = set()
         self._log(
@@ -553,6 +565,7 @@ class ImapRunner:
 
     def _failed(self, exc: BaseException, kind: str) -> None:
         """Log the first failure of an outage; the rest are retried quietly."""
+        self._state(SOURCE_FAILING, f"{kind}: {type(exc).__name__}: {exc}")
         if self._failing:
             return
         self._failing = True
@@ -567,6 +580,9 @@ class ImapRunner:
             self._log("info", "imap.recovered", failures=self.backoff.failures)
         self._failing = False
         self.backoff.reset()
+
+    def _state(self, state: str, detail: str = "") -> None:
+        self.app.metrics.set_source_state(self.source.name, state, detail)
 
     def _wait(self, seconds: float) -> None:
         self.stop_event.wait(max(0.0, seconds))

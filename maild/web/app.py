@@ -71,6 +71,7 @@ def create_web_app(app: App, *, secret: bytes | None = None) -> web.Application:
     web_app.add_routes(
         [
             web.get("/healthz", views.healthz),
+            web.get("/metrics", views.metrics),
             web.get(f"{STATIC_PREFIX}{STYLESHEET}", _static_handler(STYLESHEET, "text/css")),
             web.get(f"{STATIC_PREFIX}{FAVICON}", _static_handler(FAVICON, "image/svg+xml")),
             web.get("/t/{number}/{key}", views.ticket_page),

@@ -22,6 +22,7 @@ from aiohttp import web
 
 from maild.app import App
 from maild.errors import StorageUnavailableError
+from maild.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from maild.render import format_filesize
 from maild.web import data
 from maild.web.access import (
@@ -268,10 +269,36 @@ async def download(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
+    """Liveness for load balancers and systemd: 200 while the database answers (with
+    ``"status": "degraded"`` when an IMAP source is failing or needs authorization,
+    which a restart would not cure), 503 when the database does not. The body says
+    why, per source; see docs/operations.md."""
     state = _state(request)
+    sources = {
+        name: {"state": s.state, **({"detail": s.detail} if s.detail else {})}
+        for name, s in sorted(state.app.metrics.sources().items())
+    }
     try:
         await asyncio.wait_for(data.run_db(state.app, data.ping), HEALTH_TIMEOUT_SECONDS)
     except Exception as exc:  # any failure at all means "not healthy"; say so, never crash
         log.warning("web.health_failed", error=f"{type(exc).__name__}: {exc}")
-        return web.json_response({"status": "unavailable"}, status=503)
-    return web.json_response({"status": "ok"})
+        body = {"status": "unavailable", "database": f"{type(exc).__name__}", "sources": sources}
+        return web.json_response(body, status=503)
+    degraded = state.app.metrics.unhealthy_sources()
+    body = {"status": "degraded" if degraded else "ok", "database": "ok", "sources": sources}
+    return web.json_response(body)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """Prometheus text format (SPEC §10); the database figures are read off the loop."""
+    state = _state(request)
+    try:
+        body = await asyncio.wait_for(
+            data.run_db(state.app, lambda app: app.metrics.exposition()), HEALTH_TIMEOUT_SECONDS
+        )
+    except Exception as exc:
+        log.warning("web.metrics_failed", error=f"{type(exc).__name__}: {exc}")
+        return web.Response(status=503, text="database unavailable\n")
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = METRICS_CONTENT_TYPE
+    return response

@@ -381,6 +381,7 @@ def test_idle_picks_up_new_mail_and_stops_promptly(harness: Harness) -> None:
         thread = harness.start(runner)
         harness.mailbox.append(mail("Antes do IDLE"))
         collector.wait_for(1)
+        assert harness.app.metrics.sources()["suporte"].state == "connected"
         started = time.monotonic()
         harness.mailbox.append(mail("Durante o IDLE", sender="outro@example.com"))
         results = collector.wait_for(2, timeout=5.0)
@@ -394,6 +395,7 @@ def test_idle_picks_up_new_mail_and_stops_promptly(harness: Harness) -> None:
     assert events(logs, "imap.connected")[0]["idle"] is True
     assert not events(logs, "imap.error")
     assert ImapState.get(ImapState.source == "suporte").lease_owner is None  # released
+    assert harness.app.metrics.sources()["suporte"].state == "stopped"
 
 
 def test_server_restart_mid_run_is_survived(harness: Harness, dovecot: DovecotServer) -> None:
@@ -424,6 +426,7 @@ def test_wrong_password_backs_off_quietly_and_stops(harness: Harness) -> None:
     with structlog.testing.capture_logs() as logs:
         thread = harness.start(runner)
         assert connector.reached.wait(WAIT), "no retry after the failed login"
+        state = harness.app.metrics.sources()["suporte"]
         harness.stop.set()
         thread.join(7.0)  # at worst the login in flight runs into the connector's timeout
 
@@ -432,6 +435,7 @@ def test_wrong_password_backs_off_quietly_and_stops(harness: Harness) -> None:
     assert len(errors) == 1, "a repeated failure is logged once per outage"
     assert errors[0]["kind"] == "connection"
     assert errors[0]["error_type"] == "LoginError"
+    assert (state.state, state.detail.split(":")[0]) == ("failing", "connection")
     assert "not-the-password" not in repr(logs)
     assert Inbound.select().count() == 0
 

@@ -634,8 +634,42 @@ def test_rating_links_for_the_resolved_mail(ticket: Ticket) -> None:
 def test_healthz_ok(client: Any) -> None:
     reply = client.get("/healthz")
     assert reply.status == 200
-    assert json.loads(reply.body) == {"status": "ok"}
+    assert json.loads(reply.body) == {"status": "ok", "database": "ok", "sources": {}}
     assert reply.headers["Cache-Control"] == "no-store"
+
+
+def test_healthz_shows_each_source_and_degrades_on_a_failing_one(app: App, client: Any) -> None:
+    app.metrics.set_source_state("suporte", "connected")
+    app.metrics.set_source_state("vendas", "needs_authorization", "invalid_grant")
+
+    reply = client.get("/healthz")
+
+    assert reply.status == 200  # a restart would not cure it: say so, stay up
+    assert json.loads(reply.body) == {
+        "status": "degraded",
+        "database": "ok",
+        "sources": {
+            "suporte": {"state": "connected"},
+            "vendas": {"state": "needs_authorization", "detail": "invalid_grant"},
+        },
+    }
+
+
+def test_metrics_exposes_outcomes_outbox_and_sources(app: App, client: Any, ticket: Ticket) -> None:
+    app.metrics.set_source_state("suporte", "connected")
+
+    reply = client.get("/metrics")
+
+    assert reply.status == 200
+    assert reply.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = reply.body.decode()
+    assert 'maild_messages_total{outcome="created",source="ingest"} 1.0' in text
+    assert 'maild_outbox_messages{status="pending"} 2.0' in text
+    assert 'maild_imap_source_state{source="suporte",state="connected"} 1.0' in text
+    assert 'maild_imap_source_state{source="suporte",state="failing"} 0.0' in text
+    assert "maild_message_processing_seconds_bucket" in text
+    assert "maild_sla_breaches_total 0.0" in text
+    assert 'maild_quarantine_messages{state="quarantined"} 0.0' in text
 
 
 def test_healthz_503_when_the_database_is_unreachable(
@@ -647,7 +681,12 @@ def test_healthz_503_when_the_database_is_unreachable(
     reply = web_client_for(sick).get("/healthz")
 
     assert reply.status == 503
-    assert json.loads(reply.body) == {"status": "unavailable"}
+    body = json.loads(reply.body)
+    assert (reply.status, body["status"], body["database"]) == (
+        503,
+        "unavailable",
+        "OperationalError",
+    )
 
 
 def test_stylesheet_is_served_with_the_same_headers(client: Any) -> None:
@@ -682,7 +721,7 @@ def test_start_web_binds_the_configured_port(make_app: Any) -> None:
         finally:
             await runner.cleanup()
 
-    assert asyncio.run(scenario()) == (200, {"status": "ok"})
+    assert asyncio.run(scenario()) == (200, {"status": "ok", "database": "ok", "sources": {}})
 
 
 def test_reply_close_and_rate_on_both_databases(
@@ -702,7 +741,7 @@ def test_reply_close_and_rate_on_both_databases(
     assert codes == ["appended", "closed", "rated"]
     fresh = reload(ticket)
     assert (fresh.status, fresh.rating) == ("resolved", 5)
-    assert json.loads(client.get("/healthz").body) == {"status": "ok"}
+    assert json.loads(client.get("/healthz").body)["status"] == "ok"
 
 
 def test_no_web_reply_when_the_requester_is_an_agent(
