@@ -22,7 +22,7 @@ import peewee
 
 from maild.app import App, build_app
 from maild.clock import Clock, SystemClock
-from maild.config import ConfigError, Settings, config_path, load_settings
+from maild.config import LOG_LEVELS, ConfigError, Settings, config_path, load_settings
 from maild.errors import StorageUnavailableError, UsageError
 
 EX_OK = 0
@@ -126,10 +126,15 @@ def run_cli(
     from maild.logging import configure_logging
 
     daemon = args.command == "run"
-    configure_logging(
-        level=os.environ.get("MAILD_LOG_LEVEL", "info" if daemon else "warning"),
-        stream=out if daemon else err,
-    )
+    # The daemon and the MTA pipe log each message at [daemon] log_level; the other
+    # commands print their own output and log only warnings, unless MAILD_LOG_LEVEL says.
+    chatty = daemon or args.command == "ingest"
+    level = settings.daemon.log_level if chatty else "warning"
+    wanted = os.environ.get("MAILD_LOG_LEVEL", level).lower()
+    if wanted not in LOG_LEVELS:
+        print(f"warning: MAILD_LOG_LEVEL={wanted!r} is not one of {LOG_LEVELS}", file=err)
+        wanted = level
+    configure_logging(level=wanted, stream=out if daemon else err)
     handler = _HANDLERS[args.command]
     try:
         env = CliEnv(settings, clock or SystemClock(), app_factory or default_app_factory)
@@ -227,7 +232,7 @@ def cmd_check_config(
 
 
 def _redact_url(url: str) -> str:
-    return re.sub(r"(://[^:/@]+):[^@]+@", r"\1:***@", url)
+    return re.sub(r"(://[^:/@]*):[^@/]+@", r"\1:***@", url)
 
 
 def cmd_db(

@@ -16,12 +16,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 DEFAULT_CONFIG_NAME = "settings.toml"
 CONFIG_ENV = "MAILD_CONFIG"
 
 LANGUAGES = ("pt_BR", "en")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 SECURITY_MODES = ("tls", "starttls", "none")
 FOLLOWUP_POLICIES = ("reject", "reopen", "new_ticket")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -93,11 +95,13 @@ class DaemonSettings:
     timezone: str = "America/Sao_Paulo"
     templates_dir: Path | None = None
     domain: str = ""  # Message-ID domain; derived from the first department address when ""
+    log_level: str = "info"
 
 
 @dataclass(frozen=True)
 class DatabaseSettings:
     url: str = ""
+    password: str | None = field(repr=False, default=None)  # from password_file/_env
 
 
 @dataclass(frozen=True)
@@ -224,7 +228,10 @@ class Settings:
     # ---- derived lookups -------------------------------------------------
     @property
     def database_url(self) -> str:
-        return self.database.url or f"sqlite:///{self.daemon.data_dir / 'maild.sqlite3'}"
+        url = self.database.url or f"sqlite:///{self.daemon.data_dir / 'maild.sqlite3'}"
+        if self.database.password is None:
+            return url
+        return _with_password(url, self.database.password)
 
     @property
     def message_id_domain(self) -> str:
@@ -481,7 +488,23 @@ def _duration(value: Any) -> str | None:
 def _db_url(value: Any) -> str | None:
     if not re.match(r"^(sqlite|postgres|postgresql)://", value):
         return f"{value!r}: use sqlite:///path or postgresql://user@host/db"
+    if urlsplit(value).password is not None:
+        return (
+            "has a password in it; secrets are not kept in settings.toml: "
+            "use database.password_file or database.password_env"
+        )
     return None
+
+
+def _with_password(url: str, password: str) -> str:
+    """``url`` with ``password`` put in its user part (the driver reads it from there)."""
+    parts = urlsplit(url)
+    if not parts.scheme.startswith("postgres"):
+        return url  # SQLite has no password
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{user}:{quote(password, safe='')}@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _str_list(
@@ -545,7 +568,16 @@ def parse_settings(
     r.unknown(
         t,
         "daemon",
-        {"instance", "base_url", "data_dir", "language", "timezone", "templates_dir", "domain"},
+        {
+            "instance",
+            "base_url",
+            "data_dir",
+            "language",
+            "timezone",
+            "templates_dir",
+            "domain",
+            "log_level",
+        },
     )
     d0 = DaemonSettings()
     templates_dir = r.get(t, "daemon", "templates_dir", str, None)
@@ -557,19 +589,21 @@ def parse_settings(
         timezone=r.get(t, "daemon", "timezone", str, d0.timezone, _timezone),
         templates_dir=r.path(templates_dir),
         domain=r.get(t, "daemon", "domain", str, ""),
+        log_level=r.get(t, "daemon", "log_level", str, d0.log_level, _one_of(LOG_LEVELS)),
     )
     if daemon.templates_dir is not None and not daemon.templates_dir.is_dir():
         r.error("daemon.templates_dir", f"{str(daemon.templates_dir)!r} is not a directory")
 
     # [database]
     t = r.table(data, "database")
-    r.unknown(t, "database", {"url"})
+    r.unknown(t, "database", {"url", "password_file", "password_env"})
     url = r.get(t, "database", "url", str, "", _db_url)
+    db_password = r.secret(t, "database", "password")
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         rel = url[len("sqlite:///") :]
         if rel and rel != ":memory:":
             url = f"sqlite:///{r.path(rel)}"
-    database = DatabaseSettings(url=url)
+    database = DatabaseSettings(url=url, password=db_password)
 
     # [[imap]]
     imap: list[ImapSource] = []

@@ -67,13 +67,12 @@ def write_settings(
     extra: dict[tuple[str, str], Any] | None = None,
     name: str = "settings.toml",
 ) -> Path:
-    """The shipped settings with data_dir and the database under ``folder``.
+    """The shipped settings with data_dir (and so the SQLite database) under ``folder``.
 
     The listener and the web view are disabled unless given a port.
     """
     changes: dict[tuple[str, str], Any] = {
         ("daemon", "data_dir"): str(folder / "var"),
-        ("database", "url"): f"sqlite:///{folder / 'var' / 'maild.sqlite3'}",
         ("listener", "enabled"): listener_port is not None,
         ("web", "enabled"): web_port is not None,
     }

@@ -265,6 +265,20 @@ def test_listing_json_is_the_only_thing_on_stdout(maild: Maild, tmp_path: Path) 
         assert isinstance(json.loads(done.stdout), list), argv
 
 
+def test_the_mta_pipe_logs_one_line_per_message_at_info(maild: Maild, tmp_path: Path) -> None:
+    """As Postfix runs it: no MAILD_LOG_LEVEL, the shipped log_level (info)."""
+    env = {k: v for k, v in os.environ.items() if k != "MAILD_LOG_LEVEL"}
+    cmd = [sys.executable, "-m", "maild", "--config", str(maild.config), "ingest"]
+    files = [str(mail(tmp_path, "a")), str(mail(tmp_path, "b", subject="Outro assunto"))]
+    fed = subprocess.run([*cmd, *files], env=env, capture_output=True, timeout=60, check=True)
+
+    lines = [json.loads(line) for line in fed.stderr.decode().splitlines()]
+    processed = [line for line in lines if line["event"] == "message.processed"]
+    assert [p["outcome"] for p in processed] == ["created", "created"]
+    assert {p["level"] for p in processed} == {"info"}
+    assert all("duration_ms" in p and p["ticket"] for p in processed)
+
+
 def test_ticket_json_fields(maild: Maild, tmp_path: Path) -> None:
     [made] = ingest(maild, mail(tmp_path, "fields", cc="Colega <colega@example.com.br>"))
     [row] = maild.json("tickets", "list")

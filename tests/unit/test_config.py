@@ -233,6 +233,40 @@ def test_absolute_paths_and_postgres_urls_are_kept() -> None:
     assert parse(doc(database={"url": "sqlite:////abs/m.db"})).database_url == "sqlite:////abs/m.db"
 
 
+def test_database_password_from_a_file_or_the_environment(tmp_path: Path) -> None:
+    (tmp_path / "db-password").write_text("s3cr:t/@x\n", encoding="utf-8")
+    from_file = parse(
+        doc(
+            database={
+                "url": "postgresql://maild@db.example.com:5433/maild",
+                "password_file": "db-password",
+            }
+        ),
+        base=tmp_path,
+    )
+    from_env = parse(
+        doc(database={"url": "postgresql://maild@db.example.com/maild", "password_env": "DB_PW"}),
+        env={"DB_PW": "pw"},
+    )
+
+    assert from_file.database_url == "postgresql://maild:s3cr%3At%2F%40x@db.example.com:5433/maild"
+    assert from_env.database_url == "postgresql://maild:pw@db.example.com/maild"
+    assert "s3cr" not in repr(from_file)
+
+
+def test_database_password_inline_in_the_url_is_refused() -> None:
+    assert errors_of(doc(database={"url": "postgresql://maild:hunter2@db/maild"})) == [
+        "database.url: has a password in it; secrets are not kept in settings.toml: "
+        "use database.password_file or database.password_env"
+    ]
+
+
+def test_log_level_is_a_setting() -> None:
+    assert parse(doc(daemon={"log_level": "debug"})).daemon.log_level == "debug"
+    assert parse(doc()).daemon.log_level == "info"
+    assert errors_of(doc(daemon={"log_level": "loud"}))[0].startswith("daemon.log_level: 'loud'")
+
+
 def test_secret_from_environment() -> None:
     s = parse(
         doc(smtp={"host": "h", "username": "u", "password_env": "SMTP_PW"}),
