@@ -19,6 +19,8 @@ from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from email_validator import EmailNotValidError, validate_email
+
 DEFAULT_CONFIG_NAME = "settings.toml"
 CONFIG_ENV = "MAILD_CONFIG"
 
@@ -62,7 +64,6 @@ FREE_MAIL_DOMAINS = frozenset(
     }
 )
 
-_EMAIL_RE = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$")
 _KEY_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 _HHMM_RE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _DURATION_RE = re.compile(r"^(\d+d)?(\d+h)?(\d+m)?$")
@@ -75,7 +76,13 @@ def is_free_mail(domain: str) -> bool:
 
 
 def is_email(value: str) -> bool:
-    return bool(_EMAIL_RE.match(value))
+    """RFC 5321/5322 address syntax (and IDNA domains) by email-validator, the maintained
+    checker; no DNS lookup: settings are validated offline."""
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True
 
 
 class ConfigError(Exception):

@@ -3,7 +3,9 @@
 Sole purpose: decide whether the trusted receiving server vouched for the sender's
 domain, so that a forged ``From: agent@`` is treated as a customer's mail.
 
-Rules written down here:
+The header grammar (comments, quoted strings, versions, ptypes) is parsed by
+``authres``, the maintained RFC 8601 parser (also used by dkimpy/authheaders); the
+rules below are ours:
 
 * Only the topmost header whose authserv-id equals the trusted one counts. Headers
   further down were added before our server saw the message, and anyone can write
@@ -12,106 +14,38 @@ Rules written down here:
   sender's domain; ``dmarc=pass`` counts when ``header.from`` equals it. Equality is
   exact (case-insensitive): relaxed alignment would need the public suffix list, and
   the cost of being strict is only that an agent's mail reads as a customer's.
+* A header that does not parse proves nothing: it is skipped like a foreign one.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
-_PROPERTY_RE = re.compile(r'([A-Za-z0-9_.-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s;]+)')
+import authres
 
-
-def _remove_comments(value: str) -> str:
-    """``value`` without RFC 5322 comments (nested, quoted strings respected)."""
-    out: list[str] = []
-    depth = 0
-    quoted = False
-    escaped = False
-    for ch in value:
-        if escaped:
-            escaped = False
-            if depth == 0:
-                out.append(ch)
-            continue
-        if ch == "\\":
-            escaped = True
-            if depth == 0:
-                out.append(ch)
-            continue
-        if quoted:
-            if ch == '"':
-                quoted = False
-            out.append(ch)
-            continue
-        if ch == "(":
-            depth += 1
-            continue
-        if ch == ")" and depth:
-            depth -= 1
-            if depth == 0:
-                out.append(" ")
-            continue
-        if depth:
-            continue
-        if ch == '"':
-            quoted = True
-        out.append(ch)
-    return "".join(out)
-
-
-def _split_results(value: str) -> list[str]:
-    """Split on ``;`` outside quoted strings."""
-    parts: list[str] = []
-    current: list[str] = []
-    quoted = False
-    escaped = False
-    for ch in value:
-        if escaped:
-            escaped = False
-        elif ch == "\\":
-            escaped = True
-        elif ch == '"':
-            quoted = not quoted
-        elif ch == ";" and not quoted:
-            parts.append("".join(current))
-            current = []
-            continue
-        current.append(ch)
-    parts.append("".join(current))
-    return [part.strip() for part in parts]
-
-
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] == '"':
-        return re.sub(r"\\(.)", r"\1", value[1:-1])
-    return value
-
-
-def _authserv_id(first: str) -> str:
-    """The authserv-id from the first element (which may carry a version number)."""
-    words = first.split()
-    return words[0].lower() if words else ""
+_ALIGNED = {"dkim": ("header.d", "header.i"), "dmarc": ("header.from",)}
 
 
 def _domain_of(value: str) -> str:
     return value.rpartition("@")[2].strip().rstrip(".").lower()
 
 
-def _passes(resinfo: str, domain: str) -> bool:
-    properties = [(k.lower(), _unquote(v)) for k, v in _PROPERTY_RE.findall(resinfo)]
-    if not properties:
+def _parse(value: str) -> authres.AuthenticationResultsHeader | None:
+    text = value.replace("\r", "").replace("\n", " ")
+    try:
+        return authres.AuthenticationResultsHeader.parse_value(text)
+    except Exception:  # authres raises several SyntaxError flavours; all mean "unusable"
+        return None
+
+
+def _passes(result: authres.AuthenticationResult, domain: str) -> bool:
+    keys = _ALIGNED.get(str(result.method).lower())
+    if keys is None or str(result.result).lower() != "pass":
         return False
-    method, result = properties[0]
-    if result.lower() != "pass":
-        return False
-    if method == "dkim":
-        keys = ("header.d", "header.i")
-    elif method == "dmarc":
-        keys = ("header.from",)
-    else:
-        return False
-    return any(key in keys and _domain_of(value) == domain for key, value in properties[1:])
+    return any(
+        f"{p.type}.{p.name}".lower() in keys and _domain_of(str(p.value)) == domain
+        for p in result.properties
+    )
 
 
 def agent_authenticated(
@@ -126,9 +60,9 @@ def agent_authenticated(
     domain = sender_domain.strip().rstrip(".").lower()
     if not trusted or not domain:
         return False
-    for header in auth_results_headers:
-        parts = _split_results(_remove_comments(header.replace("\r", "").replace("\n", " ")))
-        if _authserv_id(parts[0]) != trusted:
+    for value in auth_results_headers:
+        header = _parse(value)
+        if header is None or str(header.authserv_id).lower() != trusted:
             continue
-        return any(_passes(part, domain) for part in parts[1:])
+        return any(_passes(result, domain) for result in header.results)
     return False

@@ -531,3 +531,23 @@ def test_invalid_toml(tmp_path: Path) -> None:
         load_settings(path)
     assert len(info.value.errors) == 1
     assert info.value.errors[0].startswith(f"{path}: not valid TOML: ")
+
+
+@pytest.mark.parametrize(
+    ("address", "valid"),
+    [
+        ("suporte@example.com", True),
+        ("ana.silva+vendas@example.com.br", True),
+        ("suporte@exämple.com.br", True),  # IDNA domain
+        ("ana..silva@example.com", False),  # the old regex let these three through
+        ("ana@-example.com", False),
+        (".ana@example.com", False),
+        ("suporte@", False),
+        ("suporte@localhost", False),
+        ("Suporte <suporte@example.com>", False),
+    ],
+)
+def test_address_syntax_is_checked_by_email_validator(address: str, valid: bool) -> None:
+    from maild.config import is_email
+
+    assert is_email(address) is valid
