@@ -18,7 +18,7 @@ from maild.clock import Clock, SystemClock
 from maild.config import Settings
 from maild.metrics import Metrics
 from storage.db import open_database
-from storage.stores import ContentStore, attachment_store, raw_store
+from storage.stores import BlobStore, DatabaseStore, attachment_store, raw_store
 
 if TYPE_CHECKING:
     from maild.render import Renderer
@@ -39,12 +39,16 @@ class App:
             listener()
 
     @cached_property
-    def raw_store(self) -> ContentStore:
-        return raw_store(self.settings.daemon.data_dir)
+    def raw_store(self) -> BlobStore:
+        if self.settings.storage.blobs == "files":
+            return raw_store(self.settings.daemon.data_dir)
+        return DatabaseStore(self.db)
 
     @cached_property
-    def attachment_store(self) -> ContentStore:
-        return attachment_store(self.settings.daemon.data_dir)
+    def attachment_store(self) -> BlobStore:
+        if self.settings.storage.blobs == "files":
+            return attachment_store(self.settings.daemon.data_dir)
+        return DatabaseStore(self.db)
 
     @cached_property
     def tz(self) -> ZoneInfo:

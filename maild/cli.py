@@ -245,13 +245,37 @@ def cmd_db(
     db = open_database(settings.database_url)
     try:
         before, after = migrate(db)
+        if before == after:
+            print(f"schema is up to date (version {after})", file=out)
+        else:
+            print(f"schema migrated from version {before} to {after}", file=out)
+        if settings.storage.blobs == "database":
+            return _import_blob_files(db, settings, out, err)
     finally:
         db.close()
-    if before == after:
-        print(f"schema is up to date (version {after})", file=out)
-    else:
-        print(f"schema migrated from version {before} to {after}", file=out)
     return EX_OK
+
+
+def _import_blob_files(db: Any, settings: Settings, out: TextIO, err: TextIO) -> int:
+    """Blobs an earlier maild (or ``blobs = "files"``) left under data_dir go into the
+    database, each checked against its SHA-256 name."""
+    from storage.stores import DatabaseStore, import_files
+
+    store = DatabaseStore(db)
+    status = EX_OK
+    for kind in ("raw", "attachments"):
+        root = settings.daemon.data_dir / kind
+        copied, problems = import_files(store, root)
+        for line in problems:
+            print(f"error: {line}", file=err)
+            status = EX_ERROR
+        if copied:
+            print(
+                f"{copied} {kind} file(s) copied into the database and verified; "
+                f"{root} may be removed",
+                file=out,
+            )
+    return status
 
 
 def _month_range(value: str) -> tuple[datetime, datetime]:

@@ -211,6 +211,16 @@ class SlaSettings:
     resolution: str = "6d"
 
 
+BLOB_STORES = ("database", "files")
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    # "database": raw mail and attachments in the database, seen by every instance;
+    # "files": under data_dir, for a single host only.
+    blobs: str = "database"
+
+
 @dataclass(frozen=True)
 class Settings:
     """The whole validated configuration. Tests build this directly."""
@@ -230,6 +240,7 @@ class Settings:
     agents_auth: AgentsAuthSettings = field(default_factory=AgentsAuthSettings)
     business_hours: BusinessHoursSettings = field(default_factory=BusinessHoursSettings)
     sla: SlaSettings = field(default_factory=SlaSettings)
+    storage: StorageSettings = field(default_factory=StorageSettings)
     source_path: Path | None = None
 
     # ---- derived lookups -------------------------------------------------
@@ -567,6 +578,7 @@ def parse_settings(
         "agents_auth",
         "business_hours",
         "sla",
+        "storage",
     }
     r.unknown(data, "", top_known)
 
@@ -879,6 +891,13 @@ def parse_settings(
         resolution=r.get(t, "sla", "resolution", str, "6d", _duration),
     )
 
+    # [storage]
+    t = r.table(data, "storage")
+    r.unknown(t, "storage", {"blobs"})
+    storage = StorageSettings(
+        blobs=r.get(t, "storage", "blobs", str, "database", _one_of(BLOB_STORES)),
+    )
+
     if r.errors:
         raise ConfigError(r.errors)
     return Settings(
@@ -897,6 +916,7 @@ def parse_settings(
         agents_auth=agents_auth,
         business_hours=business_hours,
         sla=sla,
+        storage=storage,
         source_path=source_path,
     )
 

@@ -9,6 +9,7 @@ whatever happens after, the message ends with exactly one outcome on its
 
 from __future__ import annotations
 
+import contextlib
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -100,11 +101,10 @@ def store_inbound(
     headers_only = size > app.settings.attachments.max_message_bytes
     kept = split_headers(raw) if headers_only else raw
     try:
-        digest = app.raw_store.put(kept)
-    except StoreError as exc:
-        raise StorageUnavailableError(str(exc)) from exc
-    try:
         with app.db.atomic():
+            # In the database (the default) the bytes commit with the row that records
+            # them; as files they are fsynced before it. Either way: raw first.
+            digest = app.raw_store.put(kept)
             if position is not None:
                 existing = Inbound.get_or_none(
                     (Inbound.imap_source == position.source)
@@ -129,6 +129,8 @@ def store_inbound(
                 imap_uidvalidity=position.uidvalidity if position else None,
                 imap_uid=position.uid if position else None,
             )
+    except StoreError as exc:
+        raise StorageUnavailableError(str(exc)) from exc
     except pw.DatabaseError as exc:
         raise StorageUnavailableError(f"database: {exc}") from exc
 
@@ -260,11 +262,24 @@ def release(app: App, inbound_id: int) -> IngestResult:
         raise UsageError(
             f"message {inbound_id} is not held or quarantined (outcome: {inbound.outcome})"
         )
+    # The bytes first: a blob that cannot be read leaves the message as it was, held
+    # or quarantined, where any instance can release it later.
+    raw = _load_raw(app, inbound)
+    previous = (inbound.state, inbound.dedupe_key)
     with app.db.atomic():
-        inbound.state = INBOUND_RECEIVED
-        inbound.dedupe_key = None
-        inbound.save()
-    return process_inbound(app, inbound, bypass_rate_limit=True)
+        Inbound.update(state=INBOUND_RECEIVED, dedupe_key=None).where(
+            (Inbound.id == inbound.id) & (Inbound.state == inbound.state)
+        ).execute()
+    inbound = Inbound.get_by_id(inbound.id)
+    try:
+        return process_inbound(app, inbound, bypass_rate_limit=True, raw=raw)
+    except StorageUnavailableError:
+        # Not stranded in 'received': put it back for the next release.
+        with contextlib.suppress(pw.DatabaseError), app.db.atomic():
+            Inbound.update(state=previous[0], dedupe_key=previous[1]).where(
+                (Inbound.id == inbound.id) & (Inbound.state == INBOUND_RECEIVED)
+            ).execute()
+        raise
 
 
 def recover(app: App) -> list[IngestResult]:

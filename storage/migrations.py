@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import peewee as pw
 
-from storage.models import MODELS, SchemaVersion
+from storage.models import MODELS, Blob, BlobChunk, SchemaVersion
 
 
 def _v1_initial(db: pw.Database) -> None:
@@ -31,7 +31,17 @@ def _v2_ticket_lookup_indexes(db: pw.Database) -> None:
         db.execute_sql(statement)
 
 
-MIGRATIONS: list[Callable[[pw.Database], None]] = [_v1_initial, _v2_ticket_lookup_indexes]
+def _v3_blob_store(db: pw.Database) -> None:
+    # Raw mail and attachments in the database (SPEC §2); files already under
+    # data_dir are copied in by `maild db migrate` (storage.stores.import_files).
+    db.create_tables([Blob, BlobChunk], safe=True)
+
+
+MIGRATIONS: list[Callable[[pw.Database], None]] = [
+    _v1_initial,
+    _v2_ticket_lookup_indexes,
+    _v3_blob_store,
+]
 LATEST = len(MIGRATIONS)
 
 

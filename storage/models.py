@@ -258,6 +258,27 @@ class RateWindowNotice(BaseModel):
         indexes = ((("address", "window_start"), True),)
 
 
+class Blob(BaseModel):
+    """A content-addressed blob (raw message or attachment) kept in the database, so
+    that every instance on every host reads what any of them stored (SPEC §2)."""
+
+    sha256 = pw.CharField(max_length=64, primary_key=True)
+    size = pw.BigIntegerField()
+    chunks = pw.IntegerField()
+
+
+class BlobChunk(BaseModel):
+    """One piece of a blob: large blobs go in and out a chunk at a time, never as one
+    value the driver would copy and escape whole."""
+
+    blob = pw.CharField(max_length=64)  # Blob.sha256; no FK: chunks are written first
+    seq = pw.IntegerField()
+    data = pw.BlobField()
+
+    class Meta:
+        primary_key = pw.CompositeKey("blob", "seq")
+
+
 MODELS: list[type[pw.Model]] = [
     SchemaVersion,
     RawMessage,
@@ -275,4 +296,6 @@ MODELS: list[type[pw.Model]] = [
     AddressCooldown,
     ImapState,
     RateWindowNotice,
+    Blob,
+    BlobChunk,
 ]

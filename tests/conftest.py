@@ -176,6 +176,13 @@ def app(make_app) -> App:
 
 
 @pytest.fixture
+def files_app(make_app) -> App:
+    """An App keeping blobs as files under data_dir (``[storage] blobs = "files"``),
+    for tests of what the file store does when its folders are in the way."""
+    return make_app(storage={"blobs": "files"})
+
+
+@pytest.fixture
 def app_any_db(make_app, database_url: str) -> App:
     """The App on both databases."""
     return make_app(database_url)

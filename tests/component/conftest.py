@@ -185,6 +185,7 @@ def write_config(tmp_path: Path):
         data = _merge(BASE_SETTINGS, tables)
         data["daemon"]["data_dir"] = str(app.settings.daemon.data_dir)
         data["database"] = {"url": _db_url(app)}
+        data.setdefault("storage", {"blobs": app.settings.storage.blobs})
         path = tmp_path / "settings.toml"
         path.write_text(to_toml(data), encoding="utf-8")
         return path

@@ -126,8 +126,9 @@ def test_dry_run_on_an_mbox(app, write_config, cli, tmp_path):
 
 
 def test_unwritable_data_dir_exits_75_and_the_message_can_be_retried(
-    app, write_config, cli, tmp_path
+    files_app, write_config, cli, tmp_path
 ):
+    app = files_app
     # Tests run as root, where chmod does not stop writes: put a plain file
     # where the raw store's folder must be created.
     config = write_config(app)

@@ -578,7 +578,8 @@ def test_too_large_keeps_only_headers_and_tells_the_limit(make_app):
 # ---------------------------------------------------------------------------
 
 
-def test_quarantined_on_internal_error_and_released_later(app):
+def test_quarantined_on_internal_error_and_released_later(files_app):
+    app = files_app
     # A real failure path, no monkeypatching: the attachment store cannot be
     # created because a plain file sits where its folder should be.
     blocker = app.settings.daemon.data_dir / "attachments"
@@ -639,7 +640,9 @@ def test_duplicate_message_without_message_id_by_sha(app):
 # ---------------------------------------------------------------------------
 
 
-def test_allowed_attachments_saved_content_addressed(app):
+@pytest.mark.parametrize("blobs", ["database", "files"])
+def test_allowed_attachments_saved_content_addressed(make_app, blobs):
+    app = make_app(storage={"blobs": blobs})
     result = ingest(app, read_fixture("attachments-png-jpeg-gif-pdf.eml"))
 
     assert result.outcome == o.CREATED
@@ -647,10 +650,11 @@ def test_allowed_attachments_saved_content_addressed(app):
     assert [a.filename for a in rows] == ["tela1.png", "foto.JPEG", "animacao.gif", "boleto.pdf"]
     root = app.settings.daemon.data_dir / "attachments"
     for att in rows:
-        path = root / att.sha256[:2] / att.sha256[2:4] / att.sha256
-        data = path.read_bytes()
+        data = app.attachment_store.get(att.sha256)
         assert hashlib.sha256(data).hexdigest() == att.sha256
         assert len(data) == att.size
+        path = root / att.sha256[:2] / att.sha256[2:4] / att.sha256
+        assert path.exists() is (blobs == "files")
 
 
 def test_png_that_is_an_exe_is_refused_and_listed(app):
@@ -803,7 +807,8 @@ def test_dry_run_on_any_database(app_any_db):
 
 
 @pytest.mark.parametrize("error", [True, False], ids=["internal-error", "no-sender"])
-def test_a_quarantined_message_arriving_again_is_a_duplicate(app, error):
+def test_a_quarantined_message_arriving_again_is_a_duplicate(files_app, error):
+    app = files_app
     blocker = app.settings.daemon.data_dir / "attachments"
     if error:
         blocker.write_text("not a folder")

@@ -164,9 +164,8 @@ def test_data_one_reply_per_recipient_and_stored_before_250(serve) -> None:
         # The connection is ready for the next transaction.
         assert client.noop()[0] == 250
 
-    [stored] = raw_files(app)
-    content = stored.read_bytes()
-    assert stored.name == hashlib.sha256(content).hexdigest() == inbound.raw.sha256
+    content = app.raw_store.get(inbound.raw.sha256)
+    assert hashlib.sha256(content).hexdigest() == inbound.raw.sha256
     assert content.startswith(b"Delivered-To: suporte@example.com\r\n")
     assert content.endswith(raw)
     assert [r.outcome for r in listener.ingested] == ["created"]
@@ -209,7 +208,7 @@ def test_oversized_message_gets_one_reply_per_recipient_and_too_large(serve) -> 
 
 
 def test_storage_failure_answers_451_and_keeps_nothing(serve) -> None:
-    listener = serve()
+    listener = serve(storage={"blobs": "files"})
     app = listener.app
     raw_dir = app.settings.daemon.data_dir / "raw"
     shutil.rmtree(raw_dir, ignore_errors=True)
