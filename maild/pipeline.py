@@ -27,6 +27,7 @@ from maild.policy.classify import classify
 from maild.policy.table import decide
 from maild.policy.types import Classified, Decision, PolicyContext, TicketView
 from parsers.message import parse_message
+from storage.db import is_postgres
 from storage.models import (
     INBOUND_HELD,
     INBOUND_PROCESSED,
@@ -489,6 +490,25 @@ def _starts_new_ticket(settings: Any, ticket: Ticket) -> bool:
     )
 
 
+def _serialize_openings(app: App, msg: Classified) -> None:
+    """On PostgreSQL, one transaction at a time per requester, department and
+    normalized subject (SPEC §10): the duplicate-subject rule and subject threading
+    then hold across instances, since the second transaction, once it has the lock,
+    sees what the first committed. SQLite's IMMEDIATE transactions already serialize."""
+    if not is_postgres(app.db) or not msg.sender:
+        return
+    name = f"opening:{msg.sender.lower()}:{msg.department}:{msg.normalized_subject}"
+    app.db.execute_sql("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (name,))
+
+
+def _locked(app: App, ticket: Ticket | None) -> Ticket | None:
+    """The ticket row again, locked by this transaction on PostgreSQL, so that
+    concurrent mail, agent replies and web posts never lose an update (SPEC §10)."""
+    if ticket is None or not is_postgres(app.db):
+        return ticket
+    return Ticket.select().where(Ticket.id == ticket.id).for_update().get()
+
+
 def build_context(
     app: App, msg: Classified, inbound: Inbound, now: datetime, bypass_rate_limit: bool
 ) -> tuple[PolicyContext, Ticket | None, Ticket | None]:
@@ -500,7 +520,9 @@ def build_context(
     already_seen = (
         Inbound.select().where((Inbound.dedupe_key == key) & (Inbound.id != inbound.id)).exists()
     )
+    _serialize_openings(app, msg)
     ticket, via = find_thread(app, msg)
+    ticket = _locked(app, ticket)
     view = _view(ticket) if ticket is not None else None
     if view is not None and via in WEAK_THREAD_EVIDENCE and not msg.is_agent:
         # A quoted footer or our References in a stranger's mail (a forward) is no
@@ -513,6 +535,7 @@ def build_context(
         # further follow-ups thread onto that one instead of opening more.
         successor = find_subject_thread(msg.normalized_subject, msg.sender, ticket.department)
         if successor is not None and successor.id != ticket.id:
+            successor = _locked(app, successor)
             ticket, via, view = successor, "subject", _view(successor)
     duplicate = None
     if ticket is None and not msg.has_reply_prefix and msg.sender:

@@ -66,6 +66,9 @@ class JSONField(pw.TextField):
 class BaseModel(pw.Model):
     class Meta:
         legacy_table_names = False
+        # save() writes only the columns that changed: two transactions changing
+        # different fields of one row never undo each other.
+        only_save_dirty = True
 
 
 class SchemaVersion(BaseModel):
