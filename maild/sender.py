@@ -8,8 +8,9 @@ message is offered (connection, TLS, EHLO, AUTH) says nothing about the message
 and always defers. TLS failures never fall back to plaintext.
 
 A row whose previous delivery was interrupted (the sender died between starting
-DATA and recording the answer) is failed with a note instead of being sent
-again: it may already have been delivered (see ``storage.outbox``). The claim
+DATA and recording the answer) is sent again, byte for byte with the same
+Message-ID (SPEC §4, RFC 5321 §6.1: a duplicate is preferred to a loss; mail
+stores and clients collapse identical copies); the attempt log says so. The claim
 is renewed right before DATA; a row whose claim was lost meanwhile is left to
 the sender that holds it.
 """
@@ -227,9 +228,8 @@ def _describe(refused: dict[str, tuple[int, bytes]]) -> str:
 
 
 INTERRUPTED_DETAIL = (
-    "delivery interrupted: the sender stopped while handing this message over, "
-    "so it may have been delivered; not sent again automatically "
-    "(`maild outbox retry ID` sends it again)"
+    "delivery interrupted: the sender stopped while handing this message over; "
+    "sent again as an identical copy (same Message-ID)"
 )
 
 
@@ -291,8 +291,7 @@ class OutboxSender:
                     break
                 if ob.in_doubt(row):
                     self._interrupted(row)
-                else:
-                    self._send(row)
+                self._send(row)
         finally:
             self.transport.close()
         return len(rows)
@@ -316,8 +315,10 @@ class OutboxSender:
         return total
 
     def _interrupted(self, row: Outbox) -> None:
-        """Fail a row whose last delivery never reported back: it may have gone out."""
-        self._record(row, DeliveryResult(False, True, INTERRUPTED_DETAIL))
+        """Close the attempt that never reported back; the row is then sent again."""
+        with self.app.db.atomic():
+            ob.record_interrupted(row, self.app.clock.now(), INTERRUPTED_DETAIL)
+        log.warning("outbox.resending_interrupted", outbox_id=row.id, template=row.template)
 
     def _send(self, row: Outbox) -> None:
         claimed = True

@@ -7,10 +7,10 @@ PostgreSQL, a write transaction on SQLite -- so two senders never take one row.
 Right before the message itself is handed over (SMTP ``DATA``, after the server
 took MAIL and RCPT) the sender renews its claim and commits a ``sending`` attempt
 (``begin_attempt``); the result replaces it. A row found with a ``sending``
-attempt left over was being handed over when its sender died: it may have
-reached the server, so it is not sent again automatically
-(``in_doubt``) -- the sender fails it with a note and ``maild outbox retry ID``
-sends it again. Sending nothing twice wins over retrying blindly (SPEC §2.3).
+attempt left over was being handed over when its sender died (``in_doubt``): it
+may or may not have reached the server, so it is sent again as an identical copy
+with the same Message-ID, and the cut attempt is kept as ``interrupted``. A
+duplicate is preferred to a loss (SPEC §4, RFC 5321 §6.1).
 
 Addresses in the per-recipient cap and the bounce cool-down are compared
 lowercased.
@@ -190,6 +190,16 @@ def begin_attempt(row: Outbox, owner: str, now: datetime) -> bool:
         if taken:
             OutboxAttempt.create(outbox=row.id, at=to_storage(now), result=ATTEMPT_SENDING)
     return bool(taken)
+
+
+ATTEMPT_INTERRUPTED = "interrupted"
+
+
+def record_interrupted(row: Outbox, now: datetime, detail: str) -> None:
+    """Mark the attempt a crash cut short, so the row can be delivered again."""
+    OutboxAttempt.update(at=to_storage(now), result=ATTEMPT_INTERRUPTED, detail=detail[:500]).where(
+        (OutboxAttempt.outbox == row.id) & (OutboxAttempt.result == ATTEMPT_SENDING)
+    ).execute()
 
 
 def in_doubt(row: Outbox) -> bool:
