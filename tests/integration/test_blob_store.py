@@ -7,7 +7,7 @@ Tests taking ``db`` or ``database_url`` run on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import hashlib
-import threading
+import multiprocessing
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
@@ -80,30 +80,32 @@ def test_missing_or_incomplete_blob_is_an_oserror(db: pw.Database) -> None:
         store.get("0" * 64)
 
 
+def _store_from_another_instance(database_url: str, data: bytes, barrier: Any) -> None:
+    """One instance (its own process: model binding is per process) storing ``data``."""
+    db = open_database(database_url)
+    try:
+        barrier.wait(10)
+        with db.atomic():
+            DatabaseStore(db).put(data)
+    finally:
+        db.close()
+
+
 def test_two_writers_of_the_same_bytes_both_succeed(database_url: str) -> None:
     data = b"same attachment from two instances " * 1000
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(2)
     open_database(database_url, migrate=True).close()
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(2)
+    writers = [
+        context.Process(target=_store_from_another_instance, args=(database_url, data, barrier))
+        for _ in range(2)
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join(30)
 
-    def writer() -> None:
-        db = open_database(database_url)
-        try:
-            barrier.wait(5)
-            with db.atomic():
-                DatabaseStore(db).put(data)
-        except BaseException as exc:  # reported below
-            errors.append(exc)
-        finally:
-            db.close()
-
-    threads = [threading.Thread(target=writer) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(20)
-
-    assert errors == []
+    assert [writer.exitcode for writer in writers] == [0, 0]
     db = open_database(database_url)
     try:
         assert DatabaseStore(db).get(hashlib.sha256(data).hexdigest()) == data
