@@ -33,12 +33,12 @@ import unicodedata
 from typing import TYPE_CHECKING, Any
 
 from maild.config import Agent, Settings
-from parsers.commands import VALID_FORMS, Command, parse_commands
-from parsers.forward import Forward, extract_forward
-from parsers.subject import normalize_subject
-from storage import tickets as store
-from storage.models import Event, ThreadEntry, Ticket
-from storage.queries import customer_recipients, customer_thread_refs
+from maild.parsers.commands import VALID_FORMS, Command, parse_commands
+from maild.parsers.forward import Forward, extract_forward
+from maild.parsers.subject import normalize_subject
+from maild.storage import tickets as store
+from maild.storage.models import Event, ThreadEntry, Ticket
+from maild.storage.queries import customer_recipients, customer_thread_refs
 
 if TYPE_CHECKING:
     from maild.apply import _Ctx
@@ -366,7 +366,7 @@ def _refuse_commands(c: _Ctx, ticket: Ticket, errors: list[tuple[str, str]]) -> 
 
 
 def _refuse_unknown_ticket(c: _Ctx, number: int) -> None:
-    from parsers.subject import format_token
+    from maild.parsers.subject import format_token
 
     token = format_token(number, c.settings.tickets.token_prefix)
     line = _text(c, "subject_line", subject=c.msg.parsed.subject)
@@ -374,7 +374,7 @@ def _refuse_unknown_ticket(c: _Ctx, number: int) -> None:
 
 
 def _refuse_department(c: _Ctx, ticket: Ticket) -> None:
-    from parsers.subject import format_token
+    from maild.parsers.subject import format_token
 
     dept = c.settings.department(ticket.department)
     token = format_token(ticket.number, c.settings.tickets.token_prefix)

@@ -17,8 +17,8 @@ import peewee
 from maild.clock import Clock, SystemClock
 from maild.config import Settings
 from maild.metrics import Metrics
-from storage.db import open_database
-from storage.stores import BlobStore, DatabaseStore, attachment_store, raw_store
+from maild.storage.db import open_database
+from maild.storage.stores import BlobStore, DatabaseStore, attachment_store, raw_store
 
 if TYPE_CHECKING:
     from maild.render import Renderer

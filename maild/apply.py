@@ -14,14 +14,14 @@ from typing import Any
 from maild.app import App
 from maild.config import Department, Settings
 from maild.outbound import MailRequest, queue_mail
+from maild.parsers.autoreply import is_robot_address
+from maild.parsers.subject import strip_prefixes, strip_token
 from maild.policy import types as o
 from maild.policy.types import Classified, Decision
-from parsers.autoreply import is_robot_address
-from parsers.subject import strip_prefixes, strip_token
-from storage import tickets as store
-from storage.models import Inbound, Outbox, ThreadEntry, Ticket
-from storage.outbox import mark_bounced, start_cooldown
-from storage.queries import customer_recipients
+from maild.storage import tickets as store
+from maild.storage.models import Inbound, Outbox, ThreadEntry, Ticket
+from maild.storage.outbox import mark_bounced, start_cooldown
+from maild.storage.queries import customer_recipients
 
 NO_SUBJECT = {"pt_BR": "(sem assunto)", "en": "(no subject)"}
 
@@ -158,7 +158,7 @@ def _save_entry(c: _Ctx, ticket: Ticket, kind: str) -> ThreadEntry:
 
 
 def _sha(data: bytes) -> str:
-    from storage.stores import sha256_hex
+    from maild.storage.stores import sha256_hex
 
     return sha256_hex(data)
 
@@ -304,7 +304,7 @@ def create_ticket_for(
     msg = c.msg
     dept = c.department()
     sla = _sla(c)
-    from storage.models import to_storage
+    from maild.storage.models import to_storage
 
     ticket = store.create_ticket(
         digits=c.settings.tickets.number_digits,

@@ -238,8 +238,8 @@ def _redact_url(url: str) -> str:
 def cmd_db(
     args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
 ) -> int:
-    from storage.db import open_database
-    from storage.migrations import migrate
+    from maild.storage.db import open_database
+    from maild.storage.migrations import migrate
 
     settings.daemon.data_dir.mkdir(parents=True, exist_ok=True)
     db = open_database(settings.database_url)
@@ -259,7 +259,7 @@ def cmd_db(
 def _import_blob_files(db: Any, settings: Settings, out: TextIO, err: TextIO) -> int:
     """Blobs an earlier maild (or ``blobs = "files"``) left under data_dir go into the
     database, each checked against its SHA-256 name."""
-    from storage.stores import DatabaseStore, import_files
+    from maild.storage.stores import DatabaseStore, import_files
 
     store = DatabaseStore(db)
     status = EX_OK
@@ -293,8 +293,8 @@ def _month_range(value: str) -> tuple[datetime, datetime]:
 def cmd_tickets(
     args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
 ) -> int:
-    from storage import queries
-    from storage.models import Ticket, to_storage
+    from maild.storage import queries
+    from maild.storage.models import Ticket, to_storage
 
     app = env.open_app()
     try:
@@ -347,7 +347,7 @@ def cmd_tickets(
                 _print_ticket(data, out)
             return EX_OK
         # rotate-link
-        from storage.tickets import rotate_access_key
+        from maild.storage.tickets import rotate_access_key
 
         with app.db.atomic():
             rotate_access_key(ticket, actor="cli", now=app.clock.now())
@@ -360,8 +360,8 @@ def cmd_tickets(
 def cmd_outbox(
     args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
 ) -> int:
-    from storage import queries
-    from storage.models import Outbox
+    from maild.storage import queries
+    from maild.storage.models import Outbox
 
     app = env.open_app()
     try:
@@ -388,7 +388,7 @@ def cmd_outbox(
                     empty="outbox is empty",
                 )
             return EX_OK
-        from storage.outbox import retry_now
+        from maild.storage.outbox import retry_now
 
         with app.db.atomic():
             row = retry_now(args.id, now=app.clock.now())
@@ -401,8 +401,8 @@ def cmd_outbox(
 def cmd_quarantine(
     args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
 ) -> int:
-    from storage import queries
-    from storage.models import INBOUND_HELD, INBOUND_QUARANTINED, Inbound
+    from maild.storage import queries
+    from maild.storage.models import INBOUND_HELD, INBOUND_QUARANTINED, Inbound
 
     app = env.open_app()
     try:

@@ -29,8 +29,8 @@ from maild.config import ConfigError, Settings, load_settings
 from maild.notify import Notifier, watchdog_interval
 from maild.pipeline import IngestResult, recover
 from maild.sender import MaildirTransport, OutboxSender, Transport, make_transport
-from storage import outbox as ob
-from storage.models import OUTBOX_PENDING, Outbox, OutboxAttempt, aware
+from maild.storage import outbox as ob
+from maild.storage.models import OUTBOX_PENDING, Outbox, OutboxAttempt, aware
 
 log = structlog.get_logger("maild.daemon")
 
@@ -337,7 +337,7 @@ def recover_outbox(app: App, transport: Transport) -> int:
 def recover_imap_leases(app: App) -> int:
     """Free IMAP source leases held by a process of this host that is gone (kill -9),
     so a restarted daemon picks its mailboxes up at once, not when the lease expires."""
-    from storage.models import ImapState
+    from maild.storage.models import ImapState
 
     host = socket.gethostname()
     released = 0

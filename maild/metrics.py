@@ -18,7 +18,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from storage.models import INBOUND_HELD, INBOUND_QUARANTINED, Event, ImapState, Inbound, Outbox
+from maild.storage.models import (
+    INBOUND_HELD,
+    INBOUND_QUARANTINED,
+    Event,
+    ImapState,
+    Inbound,
+    Outbox,
+)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

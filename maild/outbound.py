@@ -23,12 +23,12 @@ from zoneinfo import ZoneInfo
 
 from maild.business_time import format_due
 from maild.config import Department, Settings
+from maild.parsers.autoreply import LOOP_HEADER
+from maild.parsers.subject import format_footer_ref, format_subject, format_token
 from maild.render import PRIORITY_LABELS, SEPARATOR, STATUS_LABELS, Renderer
-from parsers.autoreply import LOOP_HEADER
-from parsers.subject import format_footer_ref, format_subject, format_token
-from storage.models import OUTBOX_HELD, Outbox, Ticket, aware
-from storage.outbox import allowed_automatic_recipients, enqueue
-from storage.queries import ticket_link
+from maild.storage.models import OUTBOX_HELD, Outbox, Ticket, aware
+from maild.storage.outbox import allowed_automatic_recipients, enqueue
+from maild.storage.queries import ticket_link
 
 
 @dataclass(frozen=True)
@@ -219,7 +219,7 @@ def queue_mail(
         **extra,
     )
     if created and ticket is not None:
-        from storage.tickets import remember_message_id
+        from maild.storage.tickets import remember_message_id
 
         remember_message_id(ticket, message_id)
     return row

@@ -22,13 +22,13 @@ import structlog
 
 from maild.app import App
 from maild.errors import StorageUnavailableError
+from maild.parsers.message import parse_message
 from maild.policy import types as o
 from maild.policy.classify import classify
 from maild.policy.table import decide
 from maild.policy.types import Classified, Decision, PolicyContext, TicketView
-from parsers.message import parse_message
-from storage.db import is_postgres
-from storage.models import (
+from maild.storage.db import is_postgres
+from maild.storage.models import (
     INBOUND_HELD,
     INBOUND_PROCESSED,
     INBOUND_QUARANTINED,
@@ -40,8 +40,8 @@ from storage.models import (
     Ticket,
     to_storage,
 )
-from storage.queries import ticket_ccs
-from storage.stores import StoreError, sha256_hex
+from maild.storage.queries import ticket_ccs
+from maild.storage.stores import StoreError, sha256_hex
 
 log = structlog.get_logger("maild.pipeline")
 
@@ -456,7 +456,7 @@ def find_thread(app: App, msg: Classified) -> tuple[Ticket | None, str | None]:
         ticket = Ticket.get_or_none(Ticket.number == msg.token_number)
         if ticket is not None:
             return ticket, "token"
-    from storage.tickets import find_by_message_ids, find_subject_thread
+    from maild.storage.tickets import find_by_message_ids, find_subject_thread
 
     if msg.reference_ids:
         ticket = find_by_message_ids(msg.reference_ids)
@@ -513,7 +513,7 @@ def build_context(
     app: App, msg: Classified, inbound: Inbound, now: datetime, bypass_rate_limit: bool
 ) -> tuple[PolicyContext, Ticket | None, Ticket | None]:
     from maild.policy.access import may_post
-    from storage.tickets import find_active_duplicate, find_subject_thread
+    from maild.storage.tickets import find_active_duplicate, find_subject_thread
 
     settings = app.settings
     key = dedupe_key(msg.parsed.message_id, inbound.raw.sha256)

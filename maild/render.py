@@ -9,6 +9,7 @@ context each template receives is documented in ``templates/README.md``.
 
 from __future__ import annotations
 
+import importlib.resources
 import re
 import traceback
 from collections.abc import Callable, Iterator, Mapping
@@ -35,7 +36,8 @@ __all__ = [
     "sample_contexts",
 ]
 
-SHIPPED_TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+# templates/ in the source tree, maild/templates/ once installed (pyproject package-dir).
+SHIPPED_TEMPLATES_DIR = Path(str(importlib.resources.files("maild.templates")))
 
 LANGUAGES: tuple[str, ...] = ("pt_BR", "en")
 

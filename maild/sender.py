@@ -35,9 +35,9 @@ import structlog
 
 from maild.app import App
 from maild.config import SmtpSettings
-from storage import outbox as ob
-from storage import tickets as store
-from storage.models import Outbox, Ticket, aware, to_storage
+from maild.storage import outbox as ob
+from maild.storage import tickets as store
+from maild.storage.models import Outbox, Ticket, aware, to_storage
 
 log = structlog.get_logger("maild.sender")
 

@@ -34,8 +34,8 @@ from typing import Any
 
 from maild.app import App
 from maild.outbound import MailRequest, queue_mail
-from storage.models import TICKET_STATUSES, Outbox, Ticket
-from storage.queries import (
+from maild.storage.models import TICKET_STATUSES, Outbox, Ticket
+from maild.storage.queries import (
     RATING_STARS,
     customer_recipients,
     customer_thread_refs,

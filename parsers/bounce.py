@@ -36,7 +36,7 @@ from email.message import Message
 from email.parser import HeaderParser
 from email.utils import getaddresses, parseaddr
 
-from parsers.subject import has_reply_prefix
+from maild.parsers.subject import has_reply_prefix
 
 
 @dataclass(frozen=True)

@@ -45,10 +45,10 @@ from dataclasses import dataclass
 from email.message import Message
 from email.policy import compat32
 
-from parsers.message import decode_header_value, parse_message
-from parsers.quoted_headers import QUOTED_HEADER_FIELDS
-from parsers.strip import strip_reply
-from parsers.types import ParsedMessage
+from maild.parsers.message import decode_header_value, parse_message
+from maild.parsers.quoted_headers import QUOTED_HEADER_FIELDS
+from maild.parsers.strip import strip_reply
+from maild.parsers.types import ParsedMessage
 
 # Lines that say "a forwarded message starts below", in the clients' languages.
 _STRONG_MARKER_RE = re.compile(

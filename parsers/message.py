@@ -31,13 +31,12 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 from urllib.parse import unquote
 
+from maild.parsers.attachments import guess_content_type
+from maild.parsers.html import html_to_text
+from maild.parsers.types import AttachmentPart, ParsedMessage
 from mailparser.dates import parse_mail_date
 from mailparser.utils import get_addresses
 from tnefparse.tnef import TNEF
-
-from parsers.attachments import guess_content_type
-from parsers.html import html_to_text
-from parsers.types import AttachmentPart, ParsedMessage
 
 # Deeper MIME trees than this are not walked (a real client nests a handful).
 MAX_MIME_DEPTH = 64

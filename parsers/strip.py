@@ -45,7 +45,7 @@ from __future__ import annotations
 import re
 from enum import Enum
 
-from parsers.quoted_headers import QUOTED_HEADER_FIELDS
+from maild.parsers.quoted_headers import QUOTED_HEADER_FIELDS
 
 
 class _Cut(Enum):

@@ -13,8 +13,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 import peewee
-
-from storage.models import MODELS
+from maild.storage.models import MODELS
 
 BUSY_TIMEOUT_MS = 10000
 SQLITE_PRAGMAS = (
@@ -114,7 +113,7 @@ def open_database(url: str, *, migrate: bool = False) -> peewee.Database:
     db.bind(MODELS, bind_refs=False, bind_backrefs=False)
     db.connect(reuse_if_open=True)
     if migrate:
-        from storage.migrations import migrate as run_migrations
+        from maild.storage.migrations import migrate as run_migrations
 
         run_migrations(db)
     return db

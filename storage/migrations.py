@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import peewee as pw
-
-from storage.models import MODELS, Blob, BlobChunk, SchemaVersion
+from maild.storage.models import MODELS, Blob, BlobChunk, SchemaVersion
 
 
 def _v1_initial(db: pw.Database) -> None:

@@ -23,8 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import peewee as pw
-
-from storage.models import (
+from maild.storage.models import (
     OUTBOX_BOUNCED,
     OUTBOX_FAILED,
     OUTBOX_HELD,

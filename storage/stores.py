@@ -26,8 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 import peewee as pw
-
-from storage.models import Blob, BlobChunk
+from maild.storage.models import Blob, BlobChunk
 
 CHUNK_BYTES = 1 << 20
 

@@ -12,8 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import peewee as pw
-
-from storage.models import (
+from maild.storage.models import (
     ACTIVE_STATUSES,
     Attachment,
     Event,

@@ -18,11 +18,11 @@ from typing import Any
 import peewee
 import pytest
 import structlog
+from maild.storage.db import open_database
 
 from maild.app import App
 from maild.clock import FrozenClock
 from maild.config import Settings, parse_settings
-from storage.db import open_database
 
 pytest_plugins = ["tests.plugins.dovecot", "tests.plugins.smtpsink"]
 

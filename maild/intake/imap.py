@@ -46,7 +46,7 @@ from maild.metrics import (
 )
 from maild.pipeline import ImapPosition, IngestResult, ingest
 from maild.policy.types import QUARANTINED
-from storage.models import INBOUND_RECEIVED, ImapState, Inbound, to_storage
+from maild.storage.models import INBOUND_RECEIVED, ImapState, Inbound, to_storage
 
 __all__ = [
     "Backoff",

@@ -17,8 +17,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from maild.app import App
 from maild.errors import StorageUnavailableError
+from maild.parsers.subject import extract_plus_number
 from maild.pipeline import IngestResult, ingest
-from parsers.subject import extract_plus_number
 
 log = structlog.get_logger("maild.lmtp")
 

@@ -5,20 +5,20 @@ in, a frozen ``Classified`` out."""
 from __future__ import annotations
 
 from maild.config import Settings
-from maild.policy.types import CheckedAttachment, Classified
-from parsers.attachments import check_attachment
-from parsers.authresults import agent_authenticated
-from parsers.autoreply import detect_auto_submitted
-from parsers.bounce import detect_bounce
-from parsers.strip import strip_reply
-from parsers.subject import (
+from maild.parsers.attachments import check_attachment
+from maild.parsers.authresults import agent_authenticated
+from maild.parsers.autoreply import detect_auto_submitted
+from maild.parsers.bounce import detect_bounce
+from maild.parsers.strip import strip_reply
+from maild.parsers.subject import (
     extract_footer_ref,
     extract_plus_number,
     extract_token,
     has_reply_prefix,
     normalize_subject,
 )
-from parsers.types import ParsedMessage
+from maild.parsers.types import ParsedMessage
+from maild.policy.types import CheckedAttachment, Classified
 
 HIGH_IMPORTANCE = {"high", "urgent"}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from parsers.types import ParsedMessage
+from maild.parsers.types import ParsedMessage
 
 # The outcome vocabulary (SPEC §3). Other tools depend on these strings.
 CREATED = "created"

@@ -24,16 +24,16 @@ from maild.app import App
 from maild.apply import agent_recipients, refusal_reason
 from maild.config import Department
 from maild.outbound import MailRequest, queue_mail
+from maild.parsers.subject import format_token
 from maild.pipeline import IngestResult, ingest
 from maild.render import PRIORITY_LABELS, STATUS_LABELS
 from maild.status_mail import queue_status_change
+from maild.storage import tickets as store
+from maild.storage.models import Attachment, RefusedAttachment, ThreadEntry, Ticket, aware
+from maild.storage.queries import thread
 from maild.web.access import key_matches, parse_number, plausible_key
 from maild.web.links import RATING_STARS, page_path
 from maild.web.reply import SOURCE, build_reply
-from parsers.subject import format_token
-from storage import tickets as store
-from storage.models import Attachment, RefusedAttachment, ThreadEntry, Ticket, aware
-from storage.queries import thread
 
 T = TypeVar("T")
 

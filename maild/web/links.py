@@ -6,8 +6,8 @@ use ``rating_links`` without pulling in the web server.
 
 from __future__ import annotations
 
-from storage.models import Ticket
-from storage.queries import RATING_STARS, rating_links, ticket_link
+from maild.storage.models import Ticket
+from maild.storage.queries import RATING_STARS, rating_links, ticket_link
 
 __all__ = ["RATING_STARS", "page_path", "rating_links", "ticket_link"]
 

@@ -14,7 +14,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
 
-from parsers.subject import format_subject
+from maild.parsers.subject import format_subject
 
 SOURCE_HEADER = "X-Maild-Source"
 SOURCE = "web"

@@ -16,10 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from maild.app import App
-from maild.cli import run_cli
-from storage.models import (
+from maild.storage.models import (
     MODELS,
     Attachment,
     Event,
@@ -29,6 +26,9 @@ from storage.models import (
     Ticket,
     TicketCC,
 )
+
+from maild.app import App
+from maild.cli import run_cli
 from tests.conftest import BASE_SETTINGS, _merge
 
 _counter = itertools.count(1)

@@ -14,12 +14,12 @@ from email.policy import default as default_policy
 from typing import Any
 
 import pytest
+from maild.storage.models import Event, Outbox, ThreadEntry, Ticket
 
 from maild.agents import agent_trust_warning
 from maild.app import App
 from maild.pipeline import IngestResult, dry_run, ingest
 from maild.sender import OutboxSender, SmtpTransport
-from storage.models import Event, Outbox, ThreadEntry, Ticket
 from tests.component.conftest import CUSTOMER, bodies, counts, mail, outbox, ticket
 from tests.conftest import read_fixture
 from tests.plugins.smtpsink import SmtpSink

@@ -6,10 +6,10 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from maild.storage.models import Blob, Inbound
 
 from maild.pipeline import ingest
 from maild.policy import types as o
-from storage.models import Blob, Inbound
 from tests.component.conftest import mail
 from tests.conftest import read_fixture
 

@@ -219,9 +219,9 @@ def test_config_from_environment_variable(
 
 
 def test_db_migrate_twice_is_a_noop(maild: Maild, tmp_path: Path) -> None:
-    from storage.db import open_database
-    from storage.migrations import LATEST
-    from storage.models import SchemaVersion
+    from maild.storage.db import open_database
+    from maild.storage.migrations import LATEST
+    from maild.storage.models import SchemaVersion
 
     assert maild.ok("db", "migrate").strip() == f"schema migrated from version 0 to {LATEST}"
     assert maild.ok("db", "migrate").strip() == f"schema is up to date (version {LATEST})"

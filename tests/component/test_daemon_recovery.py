@@ -6,9 +6,10 @@ import os
 import socket
 from datetime import timedelta
 
+from maild.storage.models import ImapState, to_storage
+
 from maild.app import App
 from maild.daemon import recover_imap_leases
-from storage.models import ImapState, to_storage
 
 
 def _dead_pid() -> int:
@@ -35,9 +36,10 @@ def test_imap_leases_of_dead_local_processes_are_freed(app: App) -> None:
 
 
 def test_a_stopping_sender_sends_nothing_more_and_frees_its_claims(app: App) -> None:
+    from maild.storage.models import OUTBOX_PENDING, Outbox
+
     from maild.pipeline import ingest
     from maild.sender import MaildirTransport, OutboxSender
-    from storage.models import OUTBOX_PENDING, Outbox
     from tests.component.conftest import mail
 
     ingest(app, mail())
@@ -54,8 +56,9 @@ def test_a_stopping_sender_sends_nothing_more_and_frees_its_claims(app: App) -> 
 
 
 def test_a_message_that_keeps_killing_the_process_is_quarantined(app: App) -> None:
+    from maild.storage.models import INBOUND_QUARANTINED, Inbound
+
     from maild.pipeline import MAX_ATTEMPTS, recover, store_inbound
-    from storage.models import INBOUND_QUARANTINED, Inbound
     from tests.component.conftest import mail
 
     inbound = store_inbound(app, mail(), "lmtp")
@@ -71,8 +74,9 @@ def test_a_message_that_keeps_killing_the_process_is_quarantined(app: App) -> No
 
 
 def test_recovery_counts_an_attempt_and_processes(app: App) -> None:
+    from maild.storage.models import Inbound
+
     from maild.pipeline import recover, store_inbound
-    from storage.models import Inbound
     from tests.component.conftest import mail
 
     inbound = store_inbound(app, mail(), "lmtp")

@@ -7,8 +7,9 @@ import json
 import mailbox
 from datetime import datetime
 
+from maild.storage.models import Inbound
+
 from maild.policy import types as o
-from storage.models import Inbound
 from tests.component.conftest import (
     ENTRY_FIELDS,
     TICKET_FIELDS,

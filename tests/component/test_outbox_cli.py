@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from maild.storage import outbox as ob
+from maild.storage.models import Outbox
 
 from maild.app import App
 from maild.clock import FrozenClock
 from maild.pipeline import ingest
-from storage import outbox as ob
-from storage.models import Outbox
 from tests.component.conftest import mail
 
 FIELDS = {

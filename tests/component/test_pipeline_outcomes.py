@@ -11,10 +11,7 @@ import re
 from email.utils import parseaddr
 
 import pytest
-
-from maild.pipeline import ingest, release
-from maild.policy import types as o
-from storage.models import (
+from maild.storage.models import (
     OUTBOX_BOUNCED,
     OUTBOX_HELD,
     OUTBOX_PENDING,
@@ -27,6 +24,9 @@ from storage.models import (
     ThreadEntry,
     TicketCC,
 )
+
+from maild.pipeline import ingest, release
+from maild.policy import types as o
 from tests.component.conftest import (
     CUSTOMER,
     bodies,

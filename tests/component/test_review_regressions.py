@@ -3,9 +3,10 @@ on reopen, refused files in rejections, double processing, new_ticket follow-ups
 
 from __future__ import annotations
 
+from maild.storage.models import INBOUND_RECEIVED, Inbound, ThreadEntry, Ticket, TicketCC
+
 from maild.pipeline import ingest, process_inbound
 from maild.policy import types as o
-from storage.models import INBOUND_RECEIVED, Inbound, ThreadEntry, Ticket, TicketCC
 from tests.component.conftest import bodies, mail, outbox, set_status, ticket
 
 EXE = b"MZ\x90\x00" + b"\x00" * 60

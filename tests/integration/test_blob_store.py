@@ -15,14 +15,14 @@ from typing import Any
 
 import peewee as pw
 import pytest
+from maild.storage.db import open_database
+from maild.storage.models import Attachment, Blob, BlobChunk, Inbound, Ticket
+from maild.storage.stores import CHUNK_BYTES, BlobMissingError, ContentStore, DatabaseStore
 
 from maild.app import App
 from maild.cli import run_cli
 from maild.pipeline import ingest, release
 from maild.web import data
-from storage.db import open_database
-from storage.models import Attachment, Blob, BlobChunk, Inbound, Ticket
-from storage.stores import CHUNK_BYTES, BlobMissingError, ContentStore, DatabaseStore
 from tests.shipped_settings import write_settings
 
 pytestmark = pytest.mark.integration

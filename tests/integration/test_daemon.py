@@ -403,10 +403,11 @@ def _dead_pid() -> int:
 
 @pytest.mark.parametrize("reached_maildir", [True, False])
 def test_recover_outbox_settles_a_delivery_cut_by_a_crash(make_app, reached_maildir) -> None:
+    from maild.storage import outbox as ob
+    from maild.storage.models import Outbox, OutboxAttempt, to_storage
+
     from maild.daemon import recover_outbox
     from maild.sender import MaildirTransport, OutboxSender
-    from storage import outbox as ob
-    from storage.models import Outbox, OutboxAttempt, to_storage
 
     app = make_app()
     now = to_storage(app.clock.now())

@@ -22,12 +22,12 @@ from typing import Any
 import pytest
 import structlog
 from imapclient import SEEN, IMAPClient
+from maild.storage.models import ImapState, Inbound, Ticket
 
 from maild.app import App
 from maild.config import ImapSource
 from maild.intake.imap import DefaultImapConnector, ImapRunner
 from maild.pipeline import IngestResult, ingest
-from storage.models import ImapState, Inbound, Ticket
 from tests.plugins.dovecot import DovecotServer, ImapMailbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

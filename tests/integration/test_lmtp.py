@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from maild.storage.models import Inbound, RawMessage, Ticket
 
 from maild.app import App
 from maild.intake.lmtp import start_listener
-from storage.models import Inbound, RawMessage, Ticket
 
 pytestmark = pytest.mark.integration
 

@@ -21,13 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from maild.storage import outbox as ob
+from maild.storage.models import Event, Outbox, OutboxAttempt, ThreadEntry, Ticket
 
 from maild.app import App
 from maild.clock import FrozenClock
 from maild.pipeline import ingest
 from maild.sender import OutboxSender, SmtpTransport
-from storage import outbox as ob
-from storage.models import Event, Outbox, OutboxAttempt, ThreadEntry, Ticket
 from tests.plugins.smtpsink import SmtpSink
 
 pytestmark = pytest.mark.integration
@@ -433,7 +433,7 @@ from pathlib import Path
 from maild.app import App
 from maild.clock import FrozenClock
 from maild.sender import INTERRUPTED_DETAIL, OutboxSender, SmtpTransport
-from storage.db import open_database
+from maild.storage.db import open_database
 from tests.conftest import build_settings
 
 tmp, port, at = Path(sys.argv[1]), int(sys.argv[2]), datetime.fromisoformat(sys.argv[3])

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import peewee as pw
 import pytest
-
-from storage import tickets as store
-from storage.db import is_postgres, open_database
-from storage.migrations import LATEST, current_version, migrate
-from storage.models import (
+from maild.storage import tickets as store
+from maild.storage.db import is_postgres, open_database
+from maild.storage.migrations import LATEST, current_version, migrate
+from maild.storage.models import (
     MODELS,
     Attachment,
     Event,
@@ -32,7 +31,7 @@ from storage.models import (
     TicketCC,
     aware,
 )
-from storage.stores import ContentStore, StoreError
+from maild.storage.stores import ContentStore, StoreError
 
 pytestmark = pytest.mark.integration
 
@@ -363,7 +362,7 @@ def test_content_store_under_a_regular_file_raises_store_error(tmp_path: Path) -
 
 
 def test_upgrade_from_version_1_adds_the_ticket_lookup_index(database_url: str) -> None:
-    from storage.migrations import MIGRATIONS
+    from maild.storage.migrations import MIGRATIONS
 
     db = open_database(database_url)
     try:

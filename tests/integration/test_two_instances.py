@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from maild.storage.models import ThreadEntry, Ticket
 
 from maild.app import App
 from maild.pipeline import IngestResult, ingest
-from storage.models import ThreadEntry, Ticket
 
 pytestmark = pytest.mark.integration
 

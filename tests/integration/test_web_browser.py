@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from maild.storage.models import Event, Outbox, ThreadEntry, Ticket
 
 from maild.app import App
 from maild.pipeline import ingest
 from maild.web import start_web
-from storage.models import Event, Outbox, ThreadEntry, Ticket
 from tests.conftest import IN_CI
 
 pytestmark = pytest.mark.browser

@@ -12,12 +12,12 @@ from email.message import EmailMessage
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from maild.parsers.types import ParsedMessage
+from maild.storage.models import Attachment, Event, Outbox, ThreadEntry, Ticket
 
 from maild.pipeline import ingest
 from maild.policy.table import decide
 from maild.policy.types import OUTCOMES, CheckedAttachment, Classified, PolicyContext, TicketView
-from parsers.types import ParsedMessage
-from storage.models import Attachment, Event, Outbox, ThreadEntry, Ticket
 
 PROPERTY = settings(
     max_examples=40,

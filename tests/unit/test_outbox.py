@@ -6,12 +6,12 @@ from datetime import timedelta
 
 import peewee as pw
 import pytest
+from maild.storage import outbox as ob
+from maild.storage.models import Outbox, OutboxAttempt, aware
 
 from maild.app import App
 from maild.clock import FrozenClock
 from maild.outbound import MailRequest, queue_mail
-from storage import outbox as ob
-from storage.models import Outbox, OutboxAttempt, aware
 
 
 def add_row(clock: FrozenClock, key: str = "ack:1", to: str = "cliente@example.com.br") -> Outbox:

@@ -11,12 +11,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from maild.parsers.types import ParsedMessage
 
 from maild.policy import types as o
 from maild.policy.access import may_post
 from maild.policy.table import RULES, decide
 from maild.policy.types import CheckedAttachment, Classified, PolicyContext, TicketView
-from parsers.types import ParsedMessage
 
 CUSTOMER = "mariana@padaria.example.com.br"
 PARSED = ParsedMessage(message_id="m1@c.example", subject="NF-e", from_addr=CUSTOMER, from_name="")

@@ -8,14 +8,14 @@ from email.message import EmailMessage
 from email.policy import default as default_policy
 
 import pytest
+from maild.storage import outbox as ob
+from maild.storage import tickets as store
+from maild.storage.models import Outbox, Ticket
 
 from maild.app import App
 from maild.clock import FrozenClock
 from maild.pipeline import ingest
 from maild.status_mail import queue_status_change, rating_links, should_notify
-from storage import outbox as ob
-from storage import tickets as store
-from storage.models import Outbox, Ticket
 
 CUSTOMER = "cliente@example.com.br"
 COLLEAGUE = "colega@example.com.br"

@@ -7,9 +7,8 @@ import zlib
 from collections.abc import Callable
 
 import pytest
-
-from parsers.attachments import check_attachment, sanitize_filename, sniff_type
-from parsers.message import parse_message
+from maild.parsers.attachments import check_attachment, sanitize_filename, sniff_type
+from maild.parsers.message import parse_message
 
 FixtureBytes = Callable[[str], bytes]
 ALLOWED = ("jpg", "jpeg", "gif", "png", "pdf")

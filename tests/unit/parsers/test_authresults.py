@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from parsers.authresults import agent_authenticated
+from maild.parsers.authresults import agent_authenticated
 
 TRUSTED = "mx.example.com"
 

@@ -9,8 +9,7 @@ from email.utils import parseaddr
 from pathlib import Path
 
 import pytest
-
-from parsers.autoreply import LOOP_HEADER, detect_auto_submitted
+from maild.parsers.autoreply import LOOP_HEADER, detect_auto_submitted
 
 MAIL = Path(__file__).resolve().parents[2] / "fixtures" / "mail"
 OWN = ("suporte@example.com", "support@example.com", "financeiro@example.com")

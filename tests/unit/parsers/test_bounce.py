@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from parsers.bounce import Bounce, detect_bounce, extract_verp_token
+from maild.parsers.bounce import Bounce, detect_bounce, extract_verp_token
 
 MAIL = Path(__file__).resolve().parents[2] / "fixtures" / "mail"
 

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from parsers.commands import Command, parse_commands
+from maild.parsers.commands import Command, parse_commands
 
 
 @pytest.mark.parametrize(

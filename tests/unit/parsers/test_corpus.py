@@ -6,9 +6,8 @@ import re
 from pathlib import Path
 
 import pytest
-
-from parsers.message import parse_message
-from parsers.types import AttachmentPart, ParsedMessage
+from maild.parsers.message import parse_message
+from maild.parsers.types import AttachmentPart, ParsedMessage
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 CORPUS = sorted(FIXTURES.rglob("*.eml"))

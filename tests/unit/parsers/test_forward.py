@@ -6,15 +6,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from parsers.forward import (
+from maild.parsers.forward import (
     Forward,
     extract_forward,
     extract_forwarded_sender,
     extract_forwarded_text,
 )
-from parsers.message import parse_message
-from parsers.types import ParsedMessage
+from maild.parsers.message import parse_message
+from maild.parsers.types import ParsedMessage
 
 MAIL = Path(__file__).resolve().parents[2] / "fixtures" / "mail"
 

@@ -11,10 +11,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from parsers.html import html_to_text
-from parsers.message import decode_header_value, parse_message
-from parsers.types import ParsedMessage
+from maild.parsers.html import html_to_text
+from maild.parsers.message import decode_header_value, parse_message
+from maild.parsers.types import ParsedMessage
 
 MAIL = Path(__file__).resolve().parents[2] / "fixtures" / "mail"
 FixtureBytes = Callable[[str], bytes]
@@ -814,6 +813,7 @@ def test_never_raises_on_mutated_fixtures(
 
 def test_parsers_stay_pure() -> None:
     forbidden = ("storage", "maild", "structlog", "socket", "imaplib", "smtplib", "time")
+    # parsers are installed as maild.parsers: they may import each other, nothing else of maild
     root = Path(__file__).resolve().parents[3] / "parsers"
     for module in ("message.py", "attachments.py", "html.py"):
         tree = ast.parse((root / module).read_text(encoding="utf-8"))
@@ -825,6 +825,8 @@ def test_parsers_stay_pure() -> None:
             else:
                 continue
             for name in names:
+                if name.startswith("maild.parsers"):
+                    continue
                 assert name.split(".")[0] not in forbidden, (module, name)
         assert "datetime.now" not in (root / module).read_text(encoding="utf-8")
 

@@ -8,8 +8,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-
-from parsers.strip import strip_reply
+from maild.parsers.strip import strip_reply
 
 MAIL = Path(__file__).resolve().parents[2] / "fixtures" / "mail"
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
-from parsers.subject import (
+from maild.parsers.subject import (
     extract_footer_ref,
     extract_plus_number,
     extract_token,

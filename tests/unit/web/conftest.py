@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from maild.storage.models import Ticket
 from multidict import CIMultiDictProxy
 
 from maild.app import App
 from maild.pipeline import ingest
 from maild.web.app import create_web_app
-from storage.models import Ticket
 
 TOKEN_RE = re.compile(r'name="token" value="([0-9a-f]+)"')
 

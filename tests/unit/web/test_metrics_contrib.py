@@ -7,8 +7,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from maild.storage.models import Ticket
+
 from maild.app import App
-from storage.models import Ticket
 
 ROOT = Path(__file__).resolve().parents[3]
 SERIES = re.compile(r"\bmaild_[a-z_]+")

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from maild.parsers.message import parse_message
+
 from maild.web.reply import build_reply
-from parsers.message import parse_message
 
 
 def test_non_ascii_address_and_name_survive_the_round_trip() -> None:

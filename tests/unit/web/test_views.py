@@ -18,12 +18,12 @@ from typing import Any
 
 import peewee
 import pytest
+from maild.storage import tickets as store
+from maild.storage.models import Event, Inbound, Outbox, ThreadEntry, Ticket
 
 from maild.app import App
 from maild.web import rating_links
 from maild.web.access import CSP, content_disposition, cross_site, key_matches
-from storage import tickets as store
-from storage.models import Event, Inbound, Outbox, ThreadEntry, Ticket
 
 SECURITY = {
     "Content-Security-Policy": CSP,

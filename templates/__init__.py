@@ -1,0 +1,1 @@
+"""The shipped mail templates (one folder per language), installed as ``maild.templates``."""
