@@ -63,6 +63,9 @@ BATCH_SIZE = 50  # UIDs per FETCH round of sizes and flags
 FETCH_BYTES_BUDGET = 8 * 1024 * 1024  # bodies fetched per round trip, to bound memory
 LEASE_SECONDS = 90  # SPEC §10: a lease not renewed within this long is free
 LEASE_RENEW_SECONDS = 30  # renew well inside LEASE_SECONDS
+# A standby instance asks for the lease this often: with the daemon's liveness pass
+# freeing a dead holder's lease (maild.liveness), a takeover stays inside 10 s.
+STANDBY_RETRY_SECONDS = 3.0
 IDLE_RENEW_SECONDS = 25 * 60  # RFC 2177: servers may drop an IDLE after 29 minutes
 IDLE_CHECK_SECONDS = 1.0  # longest single idle_check, so a stop is seen within a second
 BACKOFF_BASE_SECONDS = 1.0
@@ -218,9 +221,13 @@ class ImapRunner:
         try:
             while not self.stop_event.is_set():
                 try:
-                    self.run_once()
+                    # Mail that arrived while a pass worked was announced (EXISTS) in
+                    # the answers to its commands, which IDLE never repeats: pass again
+                    # until one finds nothing, then IDLE.
+                    while self.run_once() and not self.stop_event.is_set():
+                        pass
                     if not self.holds_lease:
-                        self._wait(min(self.source.poll_seconds, LEASE_RENEW_SECONDS))
+                        self._wait(min(self.source.poll_seconds, STANDBY_RETRY_SECONDS))
                         continue
                     self._recovered()
                     self._state(SOURCE_CONNECTED)
