@@ -33,6 +33,7 @@ from maild.pipeline import IngestResult, recover
 from maild.sender import MaildirTransport, OutboxSender, Transport, make_transport
 from maild.storage import outbox as ob
 from maild.storage.models import OUTBOX_PENDING, ImapState, Outbox, OutboxAttempt, aware
+from maild.wakeup import WakeListener
 
 log = structlog.get_logger("maild.daemon")
 
@@ -73,6 +74,7 @@ class Daemon:
         self._web_runner: Any = None
         self._sender = OutboxSender(app, make_transport(app), owner=self.owner)
         self.liveness = Liveness(app.db, self.owner)
+        self.wakeup = WakeListener(app.db, app.settings.daemon.data_dir, self.wake_sender)
         app.outbox_listeners.append(self.wake_sender)
 
     # -- wiring ---------------------------------------------------------------
@@ -99,6 +101,8 @@ class Daemon:
         if recovered:
             log.info("daemon.recovered", count=len(recovered))
         await asyncio.to_thread(self.liveness.start)
+        self.wakeup.start(self._loop)
+        await self._listen_for_queued_mail()
         await asyncio.to_thread(self.take_over_dead_instances)
         settings = self.app.settings
         if settings.listener.enabled:
@@ -150,6 +154,18 @@ class Daemon:
             log.info("imap.leases_released", count=leases)
         return released + leases
 
+    async def _listen_for_queued_mail(self) -> None:
+        """(Re)connect the PostgreSQL LISTEN that wakes the sender; failures are logged
+        and retried by the liveness loop, the sender's safety pass covers meanwhile."""
+        if not self.wakeup.needs_connection:
+            return
+        try:
+            conn = await asyncio.to_thread(self.wakeup.connect)
+        except Exception as exc:
+            log.warning("wakeup.listen_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        self.wakeup.attach(conn)
+
     # -- loops ----------------------------------------------------------------
     async def liveness_loop(self) -> None:
         assert self._stopping is not None
@@ -158,6 +174,7 @@ class Daemon:
                 await asyncio.wait_for(self._stopping.wait(), timeout=LIVENESS_SECONDS)
             if self._stopping.is_set():
                 break
+            await self._listen_for_queued_mail()
             try:
                 if await asyncio.to_thread(self.liveness.check):
                     await asyncio.to_thread(self.take_over_dead_instances)
@@ -257,6 +274,7 @@ class Daemon:
             await asyncio.to_thread(thread.join, left(8.0))
         self._sender.transport.close()
         self.liveness.close()
+        self.wakeup.close()
         log.info("daemon.stopped", **self.counters.outcomes)
 
     async def run(self) -> int:
