@@ -71,15 +71,26 @@ EXACT = [
     ),
     (
         "reply-inline-interleaved.eml",
-        "Olá, respondo entre as linhas.\n\nVersão 4.2.1.\n\nSó com o usuário do financeiro.",
+        "Olá, respondo entre as linhas.\n\n> Qual a versão do sistema instalada?\n\n"
+        "Versão 4.2.1.\n\n> O erro acontece com todos os usuários ou só com um?\n\n"
+        "Só com o usuário do financeiro.",
     ),
     (
         "forward-gmail-en.eml",
-        "Please open a ticket for this customer, she called us too.",
+        "Please open a ticket for this customer, she called us too.\n\n"
+        "---------- Forwarded message ---------\n"
+        "From: Maria Souza <maria.souza@example.org>\nDate: Mon, Mar 2, 2026 at 8:40 AM\n"
+        "Subject: Boleto com valor errado\nTo: Pedro Santos <pedro@example.com>\n\n"
+        "Bom dia Pedro,\n\nO boleto de março veio com o valor de fevereiro. Podem verificar?"
+        "\n\nMaria",
     ),
     (
         "forward-apple-mail-ptbr.eml",
-        "Segue a reclamação do cliente, pode abrir o chamado no nome dele?\n\nBeatriz",
+        "Segue a reclamação do cliente, pode abrir o chamado no nome dele?\n\nBeatriz\n\n"
+        "Início da mensagem encaminhada:\n\nDe: Otávio Nunes <otavio.nunes@example.org>\n"
+        "Assunto: Pedido 4471 não entregue\nData: 1 de março de 2026 às 19:22:10 BRT\n"
+        "Para: Beatriz Melo <beatriz@example.com>\n\nOlá, meu pedido 4471 ainda não chegou e "
+        "o rastreio não atualiza desde quinta.\n\nOtávio",
     ),
     ("forward-attached-rfc822.eml", "Segue em anexo o e-mail do cliente pedindo a 2ª via."),
 ]
