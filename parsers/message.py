@@ -215,13 +215,15 @@ def _parse(raw: bytes) -> ParsedMessage:
     for part in _iter_parts(msg, notes):
         _note_defects(part, notes)
     text = "\n".join(body.plain)
+    from_html = False
     if not text.strip():
         if html:
             text = html_to_text(html)
+            from_html = True
         elif body.tnef_text:
             text = "\n".join(body.tnef_text)
     _address_notes(raw_headers, notes)
-    return _assemble(raw, headers, raw_headers, text, html, body, notes)
+    return _assemble(raw, headers, raw_headers, text, html, body, notes, from_html=from_html)
 
 
 def _fallback(raw: bytes, note: str) -> ParsedMessage:
@@ -251,6 +253,8 @@ def _assemble(
     html: str | None,
     body: _Body,
     notes: _Notes,
+    *,
+    from_html: bool = False,
 ) -> ParsedMessage:
     senders = _addresses(raw_headers.get("from", [])[:1], notes, "from")
     from_name, from_addr = senders[0] if senders else ("", "")
@@ -277,6 +281,7 @@ def _assemble(
         date=_date(headers.get("date", (None,))[0], notes),
         text=_tidy_text(text),
         html=_clean(html) if html is not None else None,
+        text_from_html=from_html,
         attachments=tuple(body.attachments),
         headers=headers,
         defects=tuple(notes.items),

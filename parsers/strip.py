@@ -52,7 +52,10 @@ from __future__ import annotations
 import re
 from enum import Enum
 
+from maild.parsers.html import html_to_text
+from maild.parsers.html_quote import cut_quoted_html
 from maild.parsers.quoted_headers import QUOTED_HEADER_FIELDS
+from maild.parsers.types import ParsedMessage
 
 
 class _Cut(Enum):
@@ -104,16 +107,20 @@ _HEADER_LINE_RE = re.compile(
 _ATTRIBUTION_END_RE = re.compile(
     r"(?:escreveu|wrote|a\s+[ée]crit|schrieb|escribi[óo]|ha\s+scritto|schreef|skrev|skrivit"
     r"|napisa[łl](?:\(a\)|a)?|написал(?:\(а\)|а)?|написала|пише|писал(?:\(а\)|а)?|написав"
-    r"|kirjoitti|írta|yazdı|napsal(?:\(a\)|a)?|写道|寫道|wrote\s+on\s.{0,80})"
+    r"|(?:schrieb|schreef|skrev)\s[^:]{0,160}"
+    r"|pisze|пишет|kirjoitti|írta|yazdı|napsal(?:\(a\)|a)?|写道|寫道|wrote\s+on\s.{0,80})"
     r"\s*:\s*$",
     re.IGNORECASE,
 )
 _ATTRIBUTION_START_RE = re.compile(
     r"^\s*(?:em|on|le|am|el|il|op|den|d\.|dne|w\s+dniu|в|у|\d|\w+,\s+\d)", re.IGNORECASE
 )
+# An attribution with no verb, naming the quoted sender's address, ending in ":".
+_ADDRESS_ATTRIBUTION_RE = re.compile(r"@[^\s<>]+(?:>|&gt;)?\s*(?:\[[^\]]{0,40}\])?\s*:\s*$")
 # Old Gmail and Chinese/Japanese clients: "2013/7/20 Name <addr>" (no verb at all).
 _ISO_ATTRIBUTION_RE = re.compile(
-    r"^\s*\d{4}[/.-]\d{1,2}[/.-]\d{1,2}(?:\s+\d{1,2}:\d{2}(?::\d{2})?)?\s+"
+    r"^\s*\d{4}[/.-]\d{1,2}[/.-]\d{1,2}(?:\s+\d{1,2}:\d{2}(?::\d{2})?)?"
+    r"(?:\s+(?:GMT|UTC)?[+-]?\d{0,2}:?\d{0,2})?\s+"
     r"[^<>]{0,100}<[^<>\s@]+@[^<>\s]+>\s*:?\s*$"
 )
 _MOBILE_DEVICE = (
@@ -124,11 +131,11 @@ _MOBILE_SIGNATURE_RE = re.compile(
     r"^\s*(?:"
     r"(?:enviado|enviada|sent|envoy[ée]|gesendet|verzonden|verstuurd|sendt|skickat|inviato"
     r"|wysłane|wysłano|отправлено|надіслано|lähetetty)\s+"
-    r"(?:do|de|da|from|depuis|von|vanaf|van|met|fra|från|z|ze|с|со|из|з|from\s+the|via|dal|dal\s+mio)"
+    r"(?:do|de|desde|da|from|depuis|von|vanaf|van|met|fra|från|z|ze|с|со|из|з|from\s+the|via|dal|dal\s+mio)"
     r"\s+(?:(?:meu|minha|my|mon|ma|mein|meinem|mijn|min|mitt|mi|mio|mojego|моего|мого)\s+\S.{0,60}"
     r"|\S{0,20}" + _MOBILE_DEVICE + r"\b.{0,60})"
-    r"|(?:get|obter o|obtenha o|baixe o|baixar o|descargar|obtenez)\s+outlook\s+"
-    r"(?:for|para|pour)\s+(?:android|ios)\b.{0,80}"
+    r"|(?:get|obter o|obtenha o|baixe o|baixar o|descargar|obtenez|hämta|hent|holen sie sich"
+    r"|скачайте|download)\s+outlook\s+(?:for|para|pour|för|til|für|для)\s+(?:android|ios)\b.{0,80}"
     r")$",
     re.IGNORECASE,
 )
@@ -168,6 +175,13 @@ def _attribution_at(lines: list[str], start: int) -> int:
     """Number of lines of a reply attribution starting at ``start`` (0 if none)."""
     first = lines[start]
     if len(first) <= _ATTRIBUTION_MAX_CHARS and _ISO_ATTRIBUTION_RE.match(first):
+        return 1
+    # Gmail in Russian, mail.ru, Yandex, Mutt: "… от Name <addr>:", "* Name <addr> [date]:"
+    if (
+        len(first) <= _ATTRIBUTION_MAX_CHARS
+        and _ADDRESS_ATTRIBUTION_RE.search(first)
+        and _next_is_quoted(lines, start + 1)
+    ):
         return 1
     if _ATTRIBUTION_END_RE.search(first) and len(first) <= _ATTRIBUTION_MAX_CHARS:
         if _next_is_quoted(lines, start + 1):
@@ -309,3 +323,22 @@ def strip_reply(text: str) -> str:
     if not result and cut is _Cut.ORIGINAL:
         return text.strip()
     return result
+
+
+def strip_message(parsed: ParsedMessage) -> str:
+    """The new text of a parsed message, as ``strip_reply`` but reading HTML-only
+    mail by its structure first.
+
+    When the text came from the HTML part, the quoted history is cut from the HTML
+    (``parsers.html_quote``) before it is converted, then the text rules run on
+    what is left. If that leaves nothing (an answer typed inside the quote), the
+    whole conversion goes through the text rules instead, which keep interleaved
+    answers.
+    """
+    if parsed.text_from_html and parsed.html:
+        cut = cut_quoted_html(parsed.html)
+        if cut is not None:
+            stripped = strip_reply(html_to_text(cut))
+            if stripped.strip():
+                return stripped
+    return strip_reply(parsed.text) if parsed.text else ""
