@@ -269,7 +269,7 @@ EXPECTED = [
         "Nivel Um",
         "nested-1@example.com",
         "Encaminhando (nivel 1).",
-        (),
+        ("Fwd nivel 2.eml",),
         False,
     ),
     (
@@ -652,7 +652,11 @@ def test_attached_messages_are_not_exploded(fixture_bytes: FixtureBytes) -> None
     raw = fixture_bytes("nested-rfc822-10-levels.eml")
     assert raw.count(b"Content-Type: message/rfc822") == 9
     msg = parse_message(raw)
-    assert msg.attachments == ()
+    # the outer attached message is one .eml file (listed, never dropped), not exploded
+    assert [(a.filename, a.content_type) for a in msg.attachments] == [
+        ("Fwd nivel 2.eml", "message/rfc822")
+    ]
+    assert b"mais interna" in msg.attachments[0].payload
     assert "mais interna" not in msg.text
     dsn = parse_message(fixture_bytes("dsn-bounce-postfix.eml"))
     assert "Recebemos seu chamado" not in dsn.text
