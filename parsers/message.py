@@ -98,6 +98,8 @@ _NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/=\s]")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([qQbB])\?([^?]*?)\?=")
 _FOLD = re.compile(r"\r?\n(?=[ \t])|\r\n?|\n")
 _QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
+_LOOSE_ANGLE_ADDR = re.compile(r"<\s*([^<>\s@\"]+@[^<>\s@\"]+?)\s*>")
+_LOOSE_BARE_ADDR = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _ANGLE_ID = re.compile(r"<([^<>\s]+)>")
 _CID_REF = re.compile(r"""cid:([^"'\s>)]+)""", re.IGNORECASE)
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -207,6 +209,15 @@ def decode_header_value(value: str) -> str:
         return _decode_header(str(value), _Notes(), "")
     except Exception:
         return _clean(str(value))
+
+
+def decode_text(data: bytes, declared: str | None) -> str:
+    """Decode body bytes with the fallback chain (declared charset, UTF-8, Windows-1252);
+    never raises, whatever the label says (``idna``, ``rot13``, garbage)."""
+    try:
+        return _decode_bytes(data, declared)[0]
+    except Exception:
+        return _clean(data.decode("cp1252", "replace"))
 
 
 # --- whole message ---------------------------------------------------------------------------
@@ -416,12 +427,29 @@ def _addresses(values: list[str], notes: _Notes, name: str) -> list[tuple[str, s
         if len(value) > MAX_ADDRESS_HEADER_CHARS:
             notes.add(f"{name} header too long; only its start was read")
             value = value[:MAX_ADDRESS_HEADER_CHARS]
+        found: list[tuple[str, str]] = []
         for display, addr in email.utils.getaddresses([value]):
             addr = _clean(addr).strip().strip("<>").strip().lower()
             if "@" not in addr or any(ch.isspace() for ch in addr):
                 continue
-            result.append((_one_line(decode_header_value(display)), addr))
+            found.append((_one_line(decode_header_value(display)), addr))
+        if not found:
+            # Text after the address, stray brackets, an encoded word in the wrong
+            # place: the strict parser gives up, but the address is there to read.
+            found = _loose_addresses(value)
+            if found:
+                notes.add(f"{name} header is malformed; its address was read loosely")
+        result.extend(found)
     return result
+
+
+def _loose_addresses(value: str) -> list[tuple[str, str]]:
+    angled = _LOOSE_ANGLE_ADDR.search(value)
+    if angled:
+        display = value[: angled.start()].strip().strip("\"'").strip()
+        return [(_one_line(decode_header_value(display)), _clean(angled.group(1)).lower())]
+    bare = _LOOSE_BARE_ADDR.search(value)
+    return [("", _clean(bare.group(0)).lower())] if bare else []
 
 
 def _bare(raw_headers: dict[str, list[str]], name: str, notes: _Notes) -> tuple[str, ...]:
