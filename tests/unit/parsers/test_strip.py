@@ -170,6 +170,35 @@ def test_forward_without_comment_keeps_the_whole_text() -> None:
         ),
         # CRLF and blank-line runs
         ("Oi\r\n\r\n\r\n\r\nTudo bem?\r\n> old\r\n", "Oi\n\nTudo bem?"),
+        # issue 14: sentences that only look like markers are text
+        (
+            "Op maandag schreef ik het al:\nzie hieronder",
+            "Op maandag schreef ik het al:\nzie hieronder",
+        ),
+        (
+            "Send it to billing@example.com:\nthe invoice",
+            "Send it to billing@example.com:\nthe invoice",
+        ),
+        ("2013/7/20 was the first invoice date.", "2013/7/20 was the first invoice date."),
+        ("Ok\n\n----------\n\nthe rest", "Ok\n\n----------\n\nthe rest"),
+        # verb before the name; address-only attributions before a quote
+        ("Ok\n\nAm 03.02.2016 um 15:35 schrieb Max Muster:\n> alt", "Ok"),
+        ("Ok\n\nDen 3. feb. 2016 kl. 15.35 skrev Ola <ola@example.no>:\n> gammel", "Ok"),
+        ("Ok\n\nпн, 2 мар. 2026 г. в 10:15, Acme <s@example.com>:\n> old", "Ok"),
+        ("Ok\n\n2013/7/20 Acme <s@example.com>\n\n> old", "Ok"),
+        # header blocks in other languages, rule line left above them removed
+        ("Ok\n\n-----\nFrån: A\nSkickat: den 2 mars\nTill: B\nÄmne: x\n\nold", "Ok"),
+        ("Ok\n\nОт: A\nОтправлено: 2 марта\nКому: B\nТема: x\n\nold", "Ok"),
+        ("Ok\n\n*-------- Original Message --------*\nold", "Ok"),
+        ("Ok\n\nGesendet von meinem iPhone", "Ok"),
+        # a forward inside the quote is history; outside it, content kept whole
+        ("Ok\n> ---------- Forwarded message ---------\n> old", "Ok"),
+        (
+            "Veja:\n\nBegin forwarded message:\n\nFrom: A <a@example.org>\n\ntexto",
+            "Veja:\n\nBegin forwarded message:\n\nFrom: A <a@example.org>\n\ntexto",
+        ),
+        # one quote answered below (bottom-posting) keeps no quote
+        ("On Mon, 2 Mar 2026, A <a@example.org> wrote:\n> q\n\nanswer", "answer"),
     ],
 )
 def test_rules(text: str, expected: str) -> None:
