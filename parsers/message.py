@@ -64,7 +64,7 @@ _APPLE_DATA_FORK = 1
 _APPLE_REAL_NAME = 3
 _EML_NAME_UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
 # Content-Description holding a file name (Outlook 2000, Eudora): "report.pdf".
-_DESCRIPTION_NAME = re.compile(r"^[^/\\:*?\"<>|\r\n]{1,200}\.[A-Za-z0-9]{1,8}$")
+_DESCRIPTION_NAME = re.compile(r"^[^/\\:*?\"<>|\r\n]{1,200}\.[A-Za-z][A-Za-z0-9]{1,4}$")
 # uuencoded files inside a text body (Eudora, Pine, old Outlook Express).
 _UU_BLOCK = re.compile(
     r"^begin(?:-base64)? [0-7]{3,4} (?P<name>[^\n]+?)[ \t]*\n"

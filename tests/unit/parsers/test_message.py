@@ -877,3 +877,30 @@ def test_large_body_that_is_not_valid_base64_is_left_to_the_parser() -> None:
     parsed = parse_message(_big_message(junk))
     assert parsed.subject == "Fotos"
     assert "Seguem as fotos." in parsed.text
+
+
+@pytest.mark.parametrize(
+    ("description", "expected"),
+    [("fatura-0311.pdf", "fatura-0311.pdf"), ("Scanned document v1.2", ""), ("Card for Ana", "")],
+)
+def test_content_description_names_a_file_only_when_it_is_a_file_name(
+    description: str, expected: str
+) -> None:
+    raw = (
+        b"From: a@example.com\nMessage-ID: <d@example.com>\nMIME-Version: 1.0\n"
+        b'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\nhi\n'
+        b"--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n"
+        b"Content-Description: " + description.encode() + b"\n\nJVBERi0xLjMK\n--b--\n"
+    )
+    msg = parse_message(raw)
+    assert [a.filename for a in msg.attachments] == [expected]  # listed either way
+
+
+def test_uuencoded_file_leaves_the_text() -> None:
+    raw = (
+        b"From: a@example.com\nMessage-ID: <u@example.com>\n\nSee file.\n\n"
+        b"begin 644 a.txt\n&:&5L;&\\*\n`\nend\n\nBye\n"
+    )
+    msg = parse_message(raw)
+    assert [(a.filename, a.payload) for a in msg.attachments] == [("a.txt", b"hello\n")]
+    assert "begin 644" not in msg.text and "See file." in msg.text and "Bye" in msg.text
