@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     ql.add_argument("--json", action="store_true")
     qr = q_sub.add_parser("release", help="process a held or quarantined message now")
     qr.add_argument("id", type=int)
+
+    from maild.oauth_cli import add_parsers
+
+    add_parsers(sub)  # sources list, oauth authorize / generate-key
     return parser
 
 
@@ -448,6 +452,22 @@ def cmd_ingest(
     return ingest_command(args, settings, out, err, env)
 
 
+def cmd_sources(
+    args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
+) -> int:
+    from maild.oauth_cli import cmd_sources as run
+
+    return run(args, settings, out, err, env)
+
+
+def cmd_oauth(
+    args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
+) -> int:
+    from maild.oauth_cli import cmd_oauth as run
+
+    return run(args, settings, out, err, env)
+
+
 def cmd_run(
     args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
 ) -> int:
@@ -464,6 +484,8 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, TextIO, TextIO, Cli
     "quarantine": cmd_quarantine,
     "ingest": cmd_ingest,
     "run": cmd_run,
+    "sources": cmd_sources,
+    "oauth": cmd_oauth,
 }
 
 
