@@ -38,6 +38,7 @@ OAUTH_KEYS = frozenset(
         "auth",
         "oauth_provider",
         "client_id",
+        "client_secret",  # known so that its error says where secrets go
         "client_secret_file",
         "client_secret_env",
         "token_endpoint",
@@ -694,6 +695,8 @@ def parse_settings(
         security = r.get(t, p, "security", str, "tls", _one_of(SECURITY_MODES))
         auth = r.get(t, p, "auth", str, "password", _one_of(AUTH_MODES))
         oauth = _oauth(r, t, p) if auth == "xoauth2" else _no_oauth_keys(r, t, p)
+        if auth == "xoauth2" and name == "smtp":
+            r.error(f"{p}.name", "'smtp' names the [smtp] tokens; choose another name")
         password = r.secret(t, p, "password")
         has_password = any(k in t for k in ("password_file", "password_env"))
         if auth == "password" and password is None and not has_password:
@@ -1012,7 +1015,7 @@ def _oauth(r: _Reader, t: Mapping[str, Any], p: str) -> OAuthSettings | None:
     urls = {}
     for key in ("token_endpoint", "authorization_endpoint", "device_authorization_endpoint"):
         urls[key] = r.get(t, p, key, str, defaults.get(key), _http_url)
-    if not urls["token_endpoint"]:
+    if provider == "generic" and not urls["token_endpoint"]:
         r.error(_join(p, "token_endpoint"), "is required for oauth_provider = 'generic'")
     if provider == "generic" and not (
         urls["authorization_endpoint"] or urls["device_authorization_endpoint"]
