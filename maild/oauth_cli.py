@@ -196,7 +196,8 @@ def loopback_flow(oauth: OAuthSettings, out: TextIO, wait_seconds: int) -> dict[
 
     server = HTTPServer(("127.0.0.1", 0), Handler)
     server.timeout = 1.0
-    redirect_uri = f"http://127.0.0.1:{server.server_address[1]}/"
+    # Exactly as Google's and RFC 8252's examples spell a loopback redirect (no path).
+    redirect_uri = f"http://127.0.0.1:{server.server_address[1]}"
     session = new_session(oauth, redirect_uri=redirect_uri, code_challenge_method="S256")
     try:
         verifier = generate_token(64)
@@ -222,7 +223,7 @@ def loopback_flow(oauth: OAuthSettings, out: TextIO, wait_seconds: int) -> dict[
         return dict(
             session.fetch_token(
                 oauth.token_endpoint,
-                authorization_response=redirect_uri + received["path"].lstrip("/"),
+                authorization_response=redirect_uri + received["path"],
                 state=state,
                 code_verifier=verifier,
                 timeout=HTTP_TIMEOUT_SECONDS,
