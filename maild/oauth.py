@@ -12,10 +12,12 @@ access token is refreshed (RFC 6749 §6, through authlib) when less than
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+import peewee as pw
 import requests
 import structlog
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
@@ -80,17 +82,20 @@ class OAuthTokens:
         """
         fernet = Fernet(oauth.key)
         row = OAuthToken.get_or_none(OAuthToken.account == account)
+        current = self._usable(row, account, fernet)
+        return current if current is not None else self._refresh(account, oauth, fernet)
+
+    def _usable(self, row: OAuthToken | None, account: str, fernet: Fernet) -> str | None:
+        """The stored access token if it has time left; None when a refresh is due."""
         if row is None or not row.refresh_token:
             raise NeedsAuthorizationError(
                 f"{account}: not authorized yet; run `maild oauth authorize {account}`"
             )
         if row.needs_authorization:
             raise NeedsAuthorizationError(f"{account}: {row.error}")
-        now = self.app.clock.now()
         expires = aware(row.expires_at)
-        if row.access_token and expires is not None and expires - REFRESH_MARGIN > now:
-            return _decrypt(fernet, row.access_token, account)
-        return self._refresh(account, oauth, fernet, _decrypt(fernet, row.refresh_token, account))
+        fresh = expires is not None and expires - REFRESH_MARGIN > self.app.clock.now()
+        return _decrypt(fernet, row.access_token, account) if row.access_token and fresh else None
 
     def expires_at(self, account: str) -> datetime | None:
         row = OAuthToken.get_or_none(OAuthToken.account == account)
@@ -149,23 +154,52 @@ class OAuthTokens:
 
     # -- refresh -----------------------------------------------------------------------
 
-    def _refresh(self, account: str, oauth: OAuthSettings, fernet: Fernet, refresh: str) -> str:
+    def _refresh(self, account: str, oauth: OAuthSettings, fernet: Fernet) -> str:
+        """Refresh with the row locked on PostgreSQL: instances sharing the database
+        refresh one at a time, and the later ones use the token the first one got
+        (a provider that rotates refresh tokens would refuse a second use of the old
+        one). SQLite is one host, where each account is worked by one thread, and its
+        transactions take the database's write lock: no HTTP request inside one."""
+        refused: OAuthError | None = None
+        sqlite = isinstance(self.app.db, pw.SqliteDatabase)
+        with contextlib.nullcontext() if sqlite else self.app.db.atomic():
+            query = OAuthToken.select().where(OAuthToken.account == account)
+            row = (query if sqlite else query.for_update()).first()
+            current = self._usable(row, account, fernet)
+            if current is not None:
+                return current  # refreshed by another instance meanwhile
+            assert row is not None
+            refresh = _decrypt(fernet, row.refresh_token, account)
+            try:
+                token = self._request(oauth, refresh)
+            except OAuthError as exc:
+                refused = exc
+            else:
+                return self._keep(account, fernet, refresh, token)
+        # Outside the transaction, so that the mark is not rolled back with the raise.
+        detail = f"{refused.error}: {refused.description or ''}".strip(": ")
+        self._needs_authorization(account, detail)
+        raise NeedsAuthorizationError(f"{account}: refresh token refused: {refused.error}")
+
+    def _request(self, oauth: OAuthSettings, refresh: str) -> dict[str, Any]:
+        """RFC 6749 §6 through authlib; OAuthError only for answers that need a person."""
         session = new_session(oauth)
         try:
-            token = session.refresh_token(
-                oauth.token_endpoint, refresh_token=refresh, timeout=self.timeout
+            return dict(
+                session.refresh_token(
+                    oauth.token_endpoint, refresh_token=refresh, timeout=self.timeout
+                )
             )
         except OAuthError as exc:
             if exc.error in AUTHORIZATION_ERRORS:
-                self._needs_authorization(account, f"{exc.error}: {exc.description or ''}".strip())
-                raise NeedsAuthorizationError(
-                    f"{account}: refresh token refused: {exc.error}"
-                ) from exc
+                raise
             raise TransientError(f"token endpoint: {exc.error}: {exc.description}") from exc
         except (requests.RequestException, ValueError) as exc:
             raise TransientError(f"token endpoint: {type(exc).__name__}: {exc}") from exc
         finally:
             session.close()
+
+    def _keep(self, account: str, fernet: Fernet, refresh: str, token: dict[str, Any]) -> str:
         access = token.get("access_token")
         if not access:
             raise TransientError("token endpoint answered without an access_token")

@@ -339,6 +339,70 @@ def test_smtp_refused_token_is_refreshed_on_the_next_connection(
     assert oauth_provider.refreshes[user] == 1
 
 
+@pytest.fixture
+def rotating(oauth_provider: OAuthProvider) -> Iterator[OAuthProvider]:
+    """The provider rotating refresh tokens (as Microsoft does) and answering slowly."""
+    oauth_provider.rotate_refresh_tokens, oauth_provider.token_delay = True, 0.3
+    try:
+        yield oauth_provider
+    finally:
+        oauth_provider.rotate_refresh_tokens, oauth_provider.token_delay = False, 0.0
+
+
+def test_rotated_refresh_tokens_are_kept_and_instances_refresh_one_at_a_time(
+    make_app: Callable[..., App],
+    database_url: str,
+    clock: FrozenClock,
+    rotating: OAuthProvider,
+    tmp_path: Path,
+) -> None:
+    user = new_user()
+    app = make_app(
+        database_url,
+        smtp=rotating.settings_table(tmp_path, host="127.0.0.1", security="none", username=user),
+    )
+    assert app.settings.smtp is not None and app.settings.smtp.oauth is not None
+    oauth = app.settings.smtp.oauth
+    first = rotating.refresh_token_for(user)
+    app.oauth.store(SMTP_ACCOUNT, oauth, {"refresh_token": first})
+
+    token = app.oauth.access_token(SMTP_ACCOUNT, oauth)
+    assert rotating.user_of(token) == user
+    clock.advance(hours=1)  # due again; the first refresh token was rotated away
+    assert rotating.user_of(app.oauth.access_token(SMTP_ACCOUNT, oauth)) == user
+    assert rotating.refreshes[user] == 2
+
+    if database_url.startswith("sqlite"):
+        return  # one host: no second instance to race with
+    # Two instances (threads with their own connections) find the token due at once:
+    # the row lock lets one refresh; the other uses its result instead of spending the
+    # rotated-away refresh token (which would mark the account needs_authorization).
+    clock.advance(hours=1)
+    barrier = threading.Barrier(2)
+    tokens: list[str] = []
+    problems: list[BaseException] = []
+
+    def instance() -> None:
+        other = App(settings=app.settings, db=app.db, clock=clock)
+        barrier.wait()
+        try:
+            tokens.append(other.oauth.access_token(SMTP_ACCOUNT, oauth))
+        except BaseException as exc:
+            problems.append(exc)
+        finally:
+            app.db.close()
+
+    threads = [threading.Thread(target=instance) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT)
+    assert problems == []
+    assert len(tokens) == 2 and tokens[0] == tokens[1]
+    assert rotating.refreshes[user] == 3
+    assert app.oauth.status(SMTP_ACCOUNT).needs_authorization is False
+
+
 # ---------------------------------------------------------------------------
 # maild oauth authorize: device code, loopback redirect
 # ---------------------------------------------------------------------------

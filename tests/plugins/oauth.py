@@ -64,6 +64,7 @@ class OAuthProvider:
     key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     lifetime: int = 3600
     rotate_refresh_tokens: bool = False
+    token_delay: float = 0.0  # seconds the token endpoint takes, to widen races
     consenting_user: str = ""
     refreshes: Counter[str] = field(default_factory=Counter)  # per user
     _refresh_tokens: dict[str, str] = field(default_factory=dict)  # token -> user
@@ -136,6 +137,8 @@ class OAuthProvider:
         if form.get("client_id") != CLIENT_ID or form.get("client_secret") != self.client_secret:
             return 401, {"error": "invalid_client"}
         grant = form.get("grant_type")
+        if self.token_delay:
+            time.sleep(self.token_delay)  # a slow provider, not a wait for another thread
         if grant == "refresh_token":
             with self._lock:
                 user = self._refresh_tokens.get(form.get("refresh_token", ""))
