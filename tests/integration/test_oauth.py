@@ -593,3 +593,140 @@ def _json(text: str) -> Any:
     import json
 
     return json.loads(text)
+
+
+# ---------------------------------------------------------------------------
+# maild run: the daemon wired for XOAUTH2 end to end
+# ---------------------------------------------------------------------------
+
+
+def test_maild_run_reads_and_replies_over_xoauth2_and_reports_a_revoked_source(
+    oauth_provider: OAuthProvider,
+    dovecot_oauth: OAuthDovecot,
+    xoauth2_smtp: XOAuth2Sink,
+    tmp_path: Path,
+) -> None:
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.plugins.dovecot import free_port
+    from tests.shipped_settings import REPO
+
+    user, other = new_user(), new_user()
+    web_port = free_port()
+    table = oauth_provider.settings_table(tmp_path)  # writes the secret and key files
+
+    def oauth_keys() -> str:
+        return (
+            "\n".join(f"{k} = {json.dumps(v)}" for k, v in table.items() if k not in ("scopes",))
+            + '\nscopes = ["mail"]\n'
+        )
+
+    config = tmp_path / "settings.toml"
+    config.write_text(
+        f"""
+[daemon]
+data_dir = "{tmp_path / "var"}"
+[listener]
+enabled = false
+[web]
+port = {web_port}
+[[imap]]
+name = "gmail"
+host = "127.0.0.1"
+port = {dovecot_oauth.port}
+security = "none"
+username = "{user}"
+poll_seconds = 5
+{oauth_keys()}
+[[imap]]
+name = "revoked"
+host = "127.0.0.1"
+port = {dovecot_oauth.port}
+security = "none"
+username = "{other}"
+poll_seconds = 5
+{oauth_keys()}
+[smtp]
+host = "127.0.0.1"
+port = {xoauth2_smtp.port}
+security = "none"
+username = "{user}"
+{oauth_keys()}
+[[departments]]
+key = "suporte"
+addresses = ["suporte@example.com"]
+"""
+    )
+    for account, refresh in (
+        ("gmail", oauth_provider.refresh_token_for(user)),
+        ("smtp", oauth_provider.refresh_token_for(user)),
+        ("revoked", "rt-never-issued"),
+    ):
+        token_file = tmp_path / f"{account}.token"
+        token_file.write_text(refresh)
+        out, err = io.StringIO(), io.StringIO()
+        code = run_cli(
+            [
+                "--config",
+                str(config),
+                "oauth",
+                "authorize",
+                account,
+                "--refresh-token-file",
+                str(token_file),
+            ],
+            out,
+            err,
+        )
+        assert code == (1 if account == "revoked" else 0), err.getvalue()
+
+    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
+    with (tmp_path / "daemon.log").open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "maild", "--config", str(config), "run"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO,
+        )
+    try:
+        dovecot_oauth.oauth_append(user, mail("pelo daemon"))
+        (ack,) = xoauth2_smtp.wait_for(1, timeout=30)
+        assert str(ack.message["Subject"]).startswith("[#")
+        assert xoauth2_smtp.logins == [user]
+
+        def health() -> dict[str, Any]:
+            try:
+                reply = requests.get(f"http://127.0.0.1:{web_port}/healthz", timeout=5)
+            except requests.ConnectionError:
+                return {}
+            return dict(reply.json())
+
+        wait_until(
+            lambda: (
+                health().get("sources", {}).get("revoked", {}).get("state") == "needs_authorization"
+            ),
+            "/healthz to show the revoked source",
+            timeout=30,
+        )
+        body = health()
+        assert body["status"] == "degraded"
+        assert body["sources"]["gmail"]["state"] == "connected"
+        assert body["sources"]["smtp"]["state"] == "connected"
+        metrics = requests.get(f"http://127.0.0.1:{web_port}/metrics", timeout=5).text
+        assert (
+            'maild_imap_source_state{source="revoked",state="needs_authorization"} 1.0' in metrics
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    logged = (tmp_path / "daemon.log").read_text()
+    assert "imap.needs_authorization" in logged
+    assert "rt-" not in logged and oauth_provider.client_secret not in logged
