@@ -203,7 +203,11 @@ def cmd_check_config(
         f"  base_url       {d.base_url}",
         f"  data_dir       {d.data_dir}",
         f"  database       {_redact_url(settings.database_url)}",
-        f"  imap sources   {', '.join(s.name for s in settings.imap) or 'none'}",
+        "  imap sources   "
+        + (
+            ", ".join(f"{s.name}{' (xoauth2)' * (s.auth == 'xoauth2')}" for s in settings.imap)
+            or "none"
+        ),
         "  listener       "
         + (
             f"{settings.listener.protocol} on {settings.listener.host}:{settings.listener.port}"
@@ -212,7 +216,8 @@ def cmd_check_config(
         ),
         "  outbound       "
         + (
-            f"smtp {settings.smtp.host}:{settings.smtp.port} ({settings.smtp.security})"
+            f"smtp {settings.smtp.host}:{settings.smtp.port} ({settings.smtp.security}"
+            f"{', xoauth2' * (settings.smtp.auth == 'xoauth2')})"
             if settings.smtp
             else f"Maildir {d.data_dir / 'outbox'}"
         ),

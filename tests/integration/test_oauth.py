@@ -498,6 +498,8 @@ def test_authorize_with_loopback_redirect(
     user = new_user()
     app = make_app(imap=[oauth_source(oauth_provider, dovecot_oauth, tmp_path, user)])
     config = write_config(tmp_path, app)
+    code, out, err = cli(config, clock, app, "check-config")
+    assert code == 0 and "imap sources   gmail (xoauth2)" in out, err
     oauth_provider.consenting_user = user
     out, err, thread, codes = authorize_in_thread(config, clock, app, "gmail")
     url = out.wait_for(r"(http://\S+/authorize\?\S+)").group(1)
