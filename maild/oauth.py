@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("maild.oauth")
 
-SMTP_ACCOUNT = "smtp"
+SMTP_ACCOUNT = "smtp"  # the account name of [smtp]'s tokens (also in maild.oauth_cli)
 REFRESH_MARGIN = timedelta(minutes=5)  # refresh (and re-authenticate IDLE) this early
 HTTP_TIMEOUT_SECONDS = 30.0
 DEFAULT_EXPIRES_IN = 3600  # RFC 6749 §5.1 makes expires_in optional; assume an hour

@@ -18,17 +18,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 from urllib.parse import parse_qs, urlsplit
 
-import requests
-from authlib.common.security import generate_token
-from authlib.integrations.requests_client import OAuthError
-
 from maild.config import OAuthSettings, Settings
 from maild.errors import TransientError, UsageError
-from maild.oauth import SMTP_ACCOUNT, NeedsAuthorizationError, new_session
-from maild.storage.models import ImapState, aware
 
 if TYPE_CHECKING:
     from maild.cli import CliEnv
+
+# authlib, requests and cryptography are imported where used: build_parser() imports
+# this module for every command, the MTA's `maild ingest` pipe included.
+SMTP_ACCOUNT = "smtp"  # maild.oauth.SMTP_ACCOUNT
 
 EX_OK = 0
 EX_ERROR = 1
@@ -90,6 +88,11 @@ def cmd_oauth(
 
         print(Fernet.generate_key().decode(), file=out)
         return EX_OK
+    import requests
+    from authlib.integrations.requests_client import OAuthError
+
+    from maild.oauth import NeedsAuthorizationError
+
     accounts = oauth_accounts(settings)
     oauth = accounts.get(args.source)
     if oauth is None:
@@ -131,6 +134,10 @@ def _obtain(args: argparse.Namespace, oauth: OAuthSettings, out: TextIO) -> dict
 
 def device_flow(oauth: OAuthSettings, out: TextIO, wait_seconds: int) -> dict[str, Any]:
     """RFC 8628: show a code, poll the token endpoint until the person has consented."""
+    from authlib.integrations.requests_client import OAuthError
+
+    from maild.oauth import new_session
+
     session = new_session(oauth)
     try:
         reply = session.post(
@@ -178,6 +185,10 @@ def device_flow(oauth: OAuthSettings, out: TextIO, wait_seconds: int) -> dict[st
 
 def loopback_flow(oauth: OAuthSettings, out: TextIO, wait_seconds: int) -> dict[str, Any]:
     """Authorization code with PKCE; the browser comes back to 127.0.0.1 (RFC 8252)."""
+    from authlib.common.security import generate_token
+
+    from maild.oauth import new_session
+
     received: dict[str, str] = {}
 
     class Handler(BaseHTTPRequestHandler):
@@ -238,6 +249,8 @@ def cmd_sources(
     args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
 ) -> int:
     """Each [[imap]] source (and an XOAUTH2 smtp) as the database knows it."""
+    from maild.storage.models import ImapState, aware
+
     app = env.open_app()
     try:
         now = app.clock.now()
@@ -307,6 +320,8 @@ def _source_row(
 
 
 def _describe(exc: BaseException) -> str:
+    from authlib.integrations.requests_client import OAuthError
+
     if isinstance(exc, OAuthError):
         return f"{exc.error}: {exc.description}" if exc.description else str(exc.error)
     return f"{type(exc).__name__}: {exc}"
