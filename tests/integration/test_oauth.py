@@ -456,12 +456,14 @@ def authorize_in_thread(
     return out, err, thread, codes
 
 
+@pytest.mark.parametrize("public_client", [False, True], ids=["confidential", "public"])
 def test_authorize_with_device_code(
     make_app: Callable[..., App],
     clock: FrozenClock,
     oauth_provider: OAuthProvider,
     dovecot_oauth: OAuthDovecot,
     tmp_path: Path,
+    public_client: bool,
 ) -> None:
     user = new_user()
     table = oauth_source(
@@ -471,6 +473,8 @@ def test_authorize_with_device_code(
         user,
         device_authorization_endpoint=f"{oauth_provider.url}/device",
     )
+    if public_client:  # as Microsoft's device flow: no secret at all
+        del table["client_secret_file"]
     app = make_app(imap=[table])
     config = write_config(tmp_path, app)
     out, err, thread, codes = authorize_in_thread(config, clock, app, "gmail")
@@ -551,12 +555,13 @@ def write_config(tmp_path: Path, app: App) -> Path:
             'auth = "xoauth2"',
             'oauth_provider = "generic"',
             f'client_id = "{oauth.client_id}"',
-            f'client_secret_file = "{secret_file}"',
             f'token_endpoint = "{oauth.token_endpoint}"',
             f'authorization_endpoint = "{oauth.authorization_endpoint}"',
             f'oauth_key_file = "{key_file}"',
             'scopes = ["mail"]',
         ]
+        if oauth.client_secret is not None:
+            out.append(f'client_secret_file = "{secret_file}"')
         if oauth.device_authorization_endpoint:
             out.append(f'device_authorization_endpoint = "{oauth.device_authorization_endpoint}"')
         return out

@@ -134,7 +134,10 @@ class OAuthProvider:
         }
 
     def token(self, form: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        if form.get("client_id") != CLIENT_ID or form.get("client_secret") != self.client_secret:
+        # A confidential client posts its secret; a public one (Microsoft's device flow
+        # for an app with "Allow public client flows") sends none at all.
+        secret = form.get("client_secret")
+        if form.get("client_id") != CLIENT_ID or secret not in (None, self.client_secret):
             return 401, {"error": "invalid_client"}
         grant = form.get("grant_type")
         if self.token_delay:
