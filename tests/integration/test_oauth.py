@@ -737,3 +737,92 @@ addresses = ["suporte@example.com"]
     logged = (tmp_path / "daemon.log").read_text()
     assert "imap.needs_authorization" in logged
     assert "rt-" not in logged and oauth_provider.client_secret not in logged
+
+
+# ---------------------------------------------------------------------------
+# what goes wrong: unreachable provider, another key, refused login, no consent
+# ---------------------------------------------------------------------------
+
+
+def test_unreachable_provider_is_transient_and_another_key_needs_authorization(
+    make_app: Callable[..., App], oauth_provider: OAuthProvider, tmp_path: Path
+) -> None:
+    from cryptography.fernet import Fernet
+
+    from maild.errors import TransientError
+    from tests.plugins.dovecot import free_port
+
+    down = f"http://127.0.0.1:{free_port()}/token"
+    app = make_app(
+        smtp=oauth_provider.settings_table(
+            tmp_path, host="127.0.0.1", security="none", username="a@example.com"
+        )
+        | {"token_endpoint": down}
+    )
+    assert app.settings.smtp is not None and app.settings.smtp.oauth is not None
+    oauth = app.settings.smtp.oauth
+    app.oauth.store(SMTP_ACCOUNT, oauth, {"refresh_token": "rt-x"})
+    with pytest.raises(TransientError) as info:
+        app.oauth.access_token(SMTP_ACCOUNT, oauth)
+    assert not isinstance(info.value, NeedsAuthorizationError)  # retried, not given up
+    assert app.oauth.status(SMTP_ACCOUNT).needs_authorization is False
+
+    other_key = type(oauth)(**{**oauth.__dict__, "key": Fernet.generate_key()})
+    with pytest.raises(NeedsAuthorizationError, match="cannot be decrypted"):
+        app.oauth.access_token(SMTP_ACCOUNT, other_key)
+
+
+def test_imap_login_refused_with_an_unexpired_token_refreshes_and_goes_on(
+    make_app: Callable[..., App],
+    oauth_provider: OAuthProvider,
+    dovecot_oauth: OAuthDovecot,
+    runners: Runners,
+    tmp_path: Path,
+) -> None:
+    user = new_user()
+    app = make_app(imap=[oauth_source(oauth_provider, dovecot_oauth, tmp_path, user)])
+    source = app.settings.imap[0]
+    assert source.oauth is not None
+    app.oauth.store(
+        source.name,
+        source.oauth,
+        {
+            "refresh_token": oauth_provider.refresh_token_for(user),
+            "access_token": OAuthProvider().access_token(user),  # Dovecot does not trust it
+            "expires_in": 3600,
+        },
+    )
+    dovecot_oauth.oauth_append(user, mail("depois da recusa"))
+    collector = Collector()
+    runners.start(app, 0, collector)
+    assert [r.outcome for r in collector.wait_for(1)] == ["created"]
+    assert oauth_provider.refreshes[user] == 1
+
+
+def test_authorize_without_consent_or_with_an_empty_token_file_fails_plainly(
+    make_app: Callable[..., App], clock: FrozenClock, oauth_provider: OAuthProvider, tmp_path: Path
+) -> None:
+    table = oauth_provider.settings_table(
+        tmp_path,
+        name="gmail",
+        host="127.0.0.1",
+        security="none",
+        username="a@example.com",
+        device_authorization_endpoint=f"{oauth_provider.url}/device",
+    )
+    app = make_app(imap=[table])
+    config = write_config(tmp_path, app)
+    code, out, err = cli(config, clock, app, "oauth", "authorize", "gmail", "--wait", "1")
+    assert code == 1 and "no consent within 1 s" in err, err
+    assert "enter the code" in out
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    code, _, err = cli(
+        config, clock, app, "oauth", "authorize", "gmail", "--refresh-token-file", str(empty)
+    )
+    assert code == 1 and "empty" in err
+    code, _, err = cli(
+        config, clock, app, "oauth", "authorize", "gmail", "--loopback", "--wait", "1"
+    )
+    assert code == 1 and "no consent within 1 s" in err
+    assert app.oauth.status("gmail").authorized is False
