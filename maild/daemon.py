@@ -128,7 +128,7 @@ class Daemon:
         from maild.intake.imap import DefaultImapConnector, ImapRunner
 
         # A connect or fetch in progress must not hold SIGTERM past the 10 s budget.
-        connector = DefaultImapConnector(timeout=IMAP_TIMEOUT_SECONDS)
+        connector = DefaultImapConnector(timeout=IMAP_TIMEOUT_SECONDS, tokens=self.app.oauth)
         for source in self.app.settings.imap:
             runner = ImapRunner(
                 self.app,
