@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     ql.add_argument("--json", action="store_true")
     qr = q_sub.add_parser("release", help="process a held or quarantined message now")
     qr.add_argument("id", type=int)
+
+    from maild.customers_cli import add_parser as add_customers_parser
+
+    add_customers_parser(sub)
     return parser
 
 
@@ -448,6 +452,14 @@ def cmd_ingest(
     return ingest_command(args, settings, out, err, env)
 
 
+def cmd_customers(
+    args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
+) -> int:
+    from maild.customers_cli import customers_command
+
+    return customers_command(args, settings, out, err, env)
+
+
 def cmd_run(
     args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
 ) -> int:
@@ -463,6 +475,7 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, TextIO, TextIO, Cli
     "outbox": cmd_outbox,
     "quarantine": cmd_quarantine,
     "ingest": cmd_ingest,
+    "customers": cmd_customers,
     "run": cmd_run,
 }
 

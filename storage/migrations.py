@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import peewee as pw
-from maild.storage.models import MODELS, Blob, BlobChunk, SchemaVersion
+from maild.storage.models import MODELS, Blob, BlobChunk, Customer, CustomerLink, SchemaVersion
 
 
 def _v1_initial(db: pw.Database) -> None:
@@ -36,10 +36,16 @@ def _v3_blob_store(db: pw.Database) -> None:
     db.create_tables([Blob, BlobChunk], safe=True)
 
 
+def _v5_customers(db: pw.Database) -> None:
+    # Known customers (SPEC §13) and the per-address ticket-list keys (SPEC §12).
+    db.create_tables([Customer, CustomerLink], safe=True)
+
+
 MIGRATIONS: list[Callable[[pw.Database], None]] = [
     _v1_initial,
     _v2_ticket_lookup_indexes,
     _v3_blob_store,
+    _v5_customers,
 ]
 LATEST = len(MIGRATIONS)
 
