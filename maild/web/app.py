@@ -75,6 +75,7 @@ def create_web_app(app: App, *, secret: bytes | None = None) -> web.Application:
             web.get(f"{STATIC_PREFIX}{STYLESHEET}", _static_handler(STYLESHEET, "text/css")),
             web.get(f"{STATIC_PREFIX}{FAVICON}", _static_handler(FAVICON, "image/svg+xml")),
             web.get("/t/{number}/{key}", views.ticket_page),
+            web.get("/c/{key}", views.customer_list),
             web.post("/t/{number}/{key}/reply", views.reply),
             web.post("/t/{number}/{key}/close", views.close),
             web.post("/t/{number}/{key}/rate", views.rate),

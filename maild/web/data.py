@@ -112,6 +112,14 @@ class PageView:
     reply_mode: str | None  # None: replies are refused; the page offers a new ticket
     can_close: bool
     can_rate: bool
+    language: str = "pt_BR"  # the ticket's: the page is shown in it
+    first_response_due: datetime | None = None  # until an agent has answered
+
+
+def ticket_language(app: App, ticket: Ticket) -> str:
+    from maild.render import LANGUAGES
+
+    return ticket.language if ticket.language in LANGUAGES else app.settings.daemon.language
 
 
 @dataclass(frozen=True)
@@ -185,7 +193,7 @@ def _author(app: App, entry: ThreadEntry, department: Department) -> str:
 
 
 def _entry_view(app: App, ticket: Ticket, entry: ThreadEntry, department: Department) -> EntryView:
-    language = app.settings.daemon.language
+    language = ticket_language(app, ticket)
     attachments = tuple(
         AttachmentView(
             id=a.id,
@@ -227,7 +235,7 @@ def load_page(app: App, number_text: str, key: str) -> PageView | None:
     if ticket is None:
         return None
     settings = app.settings
-    language = settings.daemon.language
+    language = ticket_language(app, ticket)
     department = _department(app, ticket)
     entries = tuple(
         _entry_view(app, ticket, entry, department)
@@ -260,6 +268,10 @@ def load_page(app: App, number_text: str, key: str) -> PageView | None:
         ),
         can_close=ticket.status not in DONE_STATUSES,
         can_rate=ticket.status in DONE_STATUSES,
+        language=language,
+        first_response_due=None
+        if ticket.status in DONE_STATUSES or any(e.kind == "agent" for e in entries)
+        else aware(ticket.first_response_due),
     )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -88,6 +88,11 @@ class WebState:
     env: jinja2.Environment
     tokens: FormTokens
     not_found_body: bytes
+    # One environment per shipped language: a page is in its ticket's (customer's) language.
+    envs: dict[str, jinja2.Environment] = field(default_factory=dict)
+
+    def env_for(self, language: str | None) -> jinja2.Environment:
+        return self.envs.get(language or "", self.env)
 
 
 STATE: web.AppKey[WebState] = web.AppKey("maild_web", WebState)
@@ -118,13 +123,19 @@ def make_environment(templates_dir: Any, language: str, tz: ZoneInfo) -> jinja2.
 
 
 def new_state(app: App, templates_dir: Any, secret: bytes | None = None) -> WebState:
-    env = make_environment(templates_dir, app.settings.daemon.language, app.tz)
+    from maild.render import LANGUAGES
+
+    envs = {lang: make_environment(templates_dir, lang, app.tz) for lang in LANGUAGES}
+    env = envs.get(app.settings.daemon.language) or make_environment(
+        templates_dir, app.settings.daemon.language, app.tz
+    )
     body = env.get_template("not_found.html.j2").render(instance=app.settings.daemon.instance)
     return WebState(
         app=app,
         env=env,
         tokens=FormTokens(secret or secrets.token_bytes(32)),
         not_found_body=body.encode("utf-8"),
+        envs=envs,
     )
 
 
@@ -139,9 +150,11 @@ def not_found(state: WebState) -> web.Response:
     )
 
 
-def _html(state: WebState, template: str, status: int = 200, **context: Any) -> web.Response:
+def _html(
+    state: WebState, template: str, status: int = 200, language: str | None = None, **context: Any
+) -> web.Response:
     context.setdefault("instance", state.app.settings.daemon.instance)
-    text = state.env.get_template(template).render(**context)
+    text = state.env_for(language).get_template(template).render(**context)
     return web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
 
 
@@ -165,6 +178,7 @@ async def ticket_page(request: web.Request) -> web.Response:
     return _html(
         state,
         "ticket.html.j2",
+        language=page.language,
         page=page,
         form_token=state.tokens.issue(page.number, page.key),
         flash=flash,
@@ -173,6 +187,29 @@ async def ticket_page(request: web.Request) -> web.Response:
         max_reply=MAX_REPLY_CHARS,
         max_comment=data.MAX_RATING_COMMENT,
     )
+
+
+async def customer_list(request: web.Request) -> web.Response:
+    """``GET /c/{key}``: the customer's tickets (SPEC §12); a wrong key is the one 404."""
+    from maild.web.customer_list import load_list
+
+    state = _state(request)
+    key = request.match_info["key"]
+    page = await data.run_db(
+        state.app,
+        load_list,
+        key,
+        request.query.get("tab", ""),
+        request.query.get("month", ""),
+    )
+    if page is None:
+        return not_found(state)
+
+    def list_url(tab: str, month: str) -> str:
+        query = {"tab": tab, **({"month": month} if month else {})}
+        return f"/c/{page.key}?{urlencode(query)}"
+
+    return _html(state, "tickets.html.j2", language=page.language, page=page, list_url=list_url)
 
 
 async def _checked_form(request: web.Request) -> tuple[WebState, dict[str, str]] | web.Response:
