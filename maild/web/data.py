@@ -170,6 +170,12 @@ def find_ticket(number_text: str, key: str, *, lock: bool = False) -> Ticket | N
     return ticket
 
 
+def find_ticket_language(app: App, number_text: str, key: str) -> str | None:
+    """The language of the ticket the link names, or None (wrong link)."""
+    ticket = find_ticket(number_text, key)
+    return ticket_language(app, ticket) if ticket is not None else None
+
+
 def _department(app: App, ticket: Ticket) -> Department:
     return app.settings.department(ticket.department) or app.settings.default_department
 
@@ -300,7 +306,9 @@ def load_attachment(app: App, number_text: str, key: str, attachment_text: str) 
     return FileData(row.filename, row.content_type, content)
 
 
-def post_reply(app: App, number_text: str, key: str, text: str) -> ReplyOutcome | None:
+def post_reply(
+    app: App, number_text: str, key: str, text: str, files: tuple[tuple[str, bytes], ...] = ()
+) -> ReplyOutcome | None:
     """Send the page's reply through the inbound pipeline, as an emailed reply would go."""
     ticket = find_ticket(number_text, key)
     if ticket is None:
@@ -321,6 +329,7 @@ def post_reply(app: App, number_text: str, key: str, text: str) -> ReplyOutcome 
         text=text,
         message_id_domain=settings.message_id_domain,
         now=app.clock.now(),
+        files=files,
     )
     result = ingest(app, raw, source=SOURCE)
     path = page_path(ticket)

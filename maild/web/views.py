@@ -33,7 +33,7 @@ from maild.web.access import (
     parse_number,
     safe_content_type,
 )
-from maild.web.reply import MAX_REPLY_CHARS
+from maild.web.reply import MAX_REPLY_CHARS, max_upload_bytes
 
 log = structlog.get_logger("maild.web")
 
@@ -186,6 +186,9 @@ async def ticket_page(request: web.Request) -> web.Response:
         preselect=preselect,
         max_reply=MAX_REPLY_CHARS,
         max_comment=data.MAX_RATING_COMMENT,
+        allowed_extensions=state.app.settings.attachments.allowed_extensions,
+        max_file=state.app.settings.attachments.max_bytes,
+        max_upload=max_upload_bytes(state.app.settings.attachments.max_message_bytes),
     )
 
 
@@ -213,19 +216,51 @@ async def customer_list(request: web.Request) -> web.Response:
 
 
 async def _checked_form(request: web.Request) -> tuple[WebState, dict[str, str]] | web.Response:
-    """The POSTed form, or a 403 when it is cross-site or lacks this page's token."""
+    """The POSTed form, or a 403 when it is cross-site or lacks this page's token.
+
+    Uploaded files are kept aside in ``request[FILES]`` (name, bytes)."""
     state = _state(request)
     if cross_site(request.headers, request.host, state.app.settings.daemon.base_url):
         log.info("web.post_refused", reason="cross_site")
         return _forbidden(state)
-    form = await request.post()
+    try:
+        form = await request.post()
+    except web.HTTPRequestEntityTooLarge:
+        return await _upload_too_large(state, request)
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    request[FILES] = tuple(
+        (f.filename, f.file.read())
+        for f in form.getall("files", [])
+        if isinstance(f, web.FileField) and f.filename
+    )
     number = parse_number(request.match_info["number"])
     token = fields.get("token", "")
     if number is None or not state.tokens.check(token, number, request.match_info["key"]):
         log.info("web.post_refused", reason="form_token")
         return _forbidden(state)
     return state, fields
+
+
+FILES: web.RequestKey[tuple[tuple[str, bytes], ...]] = web.RequestKey("maild_files", tuple)
+
+
+async def _upload_too_large(state: WebState, request: web.Request) -> web.Response:
+    """A clear page, in the ticket's language, instead of aiohttp's bare 413 text."""
+    number, key = request.match_info.get("number", ""), request.match_info.get("key", "")
+    page = await data.run_db(state.app, data.find_ticket_language, number, key)
+    if page is None:
+        return not_found(state)
+    log.info("web.post_refused", reason="too_large")
+    limit = max_upload_bytes(state.app.settings.attachments.max_message_bytes)
+    return _html(
+        state,
+        "too_large.html.j2",
+        status=413,
+        language=page,
+        back=f"/t/{number}/{key}",
+        limit=limit,
+        max_file=state.app.settings.attachments.max_bytes,
+    )
 
 
 async def reply(request: web.Request) -> web.StreamResponse:
@@ -237,13 +272,14 @@ async def reply(request: web.Request) -> web.StreamResponse:
     # Browsers submit line breaks as CRLF but count them as one character for
     # maxlength: count them the same way here.
     text = fields.get("text", "").replace("\r\n", "\n")
+    files = request.get(FILES, ())
     back = f"/t/{number}/{key}"
-    if not text.strip():
+    if not text.strip() and not files:
         raise _redirect(back, "reply_empty")
     if len(text) > MAX_REPLY_CHARS:
         raise _redirect(back, "reply_too_long")
     try:
-        outcome = await data.run_db(state.app, data.post_reply, number, key, text)
+        outcome = await data.run_db(state.app, data.post_reply, number, key, text, files)
         state.app.outbox_changed()
     except StorageUnavailableError as exc:
         log.error("web.reply_failed", ticket=parse_number(number), error=str(exc))
