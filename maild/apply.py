@@ -108,6 +108,7 @@ class _Ctx:
         ticket: Ticket | None = None,
         *,
         subject: str | None = None,
+        capped: bool = True,
         **context: Any,
     ) -> None:
         """One notice to the sender about what became of their message; never to an
@@ -126,6 +127,7 @@ class _Ctx:
             link_entitled=ticket is not None,
             context=context,
             language=self.customer_language,
+            capped=capped,
             **extra,
         )
 
@@ -560,6 +562,7 @@ def _unknown_sender(c: _Ctx) -> Ticket | None:
     if c.can_auto_reply() and notice_due(f"unknown:{c.msg.sender}", c.now):
         c.notice(
             "notice_unknown_sender",
+            capped=False,  # one per window already
             subject=c.msg.parsed.subject,
             original_subject=c.msg.parsed.subject,
         )
@@ -594,7 +597,14 @@ def _rate_limited(c: _Ctx) -> Ticket | None:
     from maild.pipeline import rate_notice_due
 
     if c.can_auto_reply() and rate_notice_due(c.msg.sender, c.now):
-        c.notice("notice_rate_limited", limit=c.settings.limits.max_messages_per_sender_per_hour)
+        # Already one per window: the per-recipient cap of automatic mail (10 an hour,
+        # below the 20 messages that trigger this) would otherwise swallow it, and a
+        # sender held for flooding would never learn why.
+        c.notice(
+            "notice_rate_limited",
+            capped=False,
+            limit=c.settings.limits.max_messages_per_sender_per_hour,
+        )
     return None
 
 

@@ -319,3 +319,31 @@ def test_a_refusal_without_a_ticket_is_in_the_senders_language(make_app):
     ingest(app, mail(sender=STRANGER, subject="Support", body=ENGLISH_BODY))
     text, _ = bodies(outbox("notice_unknown_sender")[0])
     assert "is not registered with our help desk" in text
+
+
+# ---------------------------------------------------------------------------
+# a flooding customer is told; listings by address include CC tickets
+# ---------------------------------------------------------------------------
+
+
+def test_the_rate_limit_notice_is_not_swallowed_by_the_auto_mail_cap(app, clock):
+    # Defaults: 20 messages an hour allowed, 10 automatic mails an hour to one address.
+    for n in range(20):
+        assert ingest(app, mail(subject=f"Pedido {n}")).outcome == o.CREATED
+        clock.advance(minutes=1)
+    assert ingest(app, mail(subject="Pedido 21")).outcome == o.RATE_LIMITED
+    (notice,) = outbox("notice_rate_limited")
+    assert notice.status == "pending"  # queued for sending, not suppressed
+
+
+def test_tickets_list_requester_includes_tickets_where_the_address_is_cc(app, write_config, cli):
+    own = ingest(app, mail()).ticket
+    copied = ingest(
+        app, mail(sender="chefe@padaria.example.com.br", cc=["mariana@padaria.example.com.br"])
+    ).ticket
+    config = write_config(app)
+    code, out, err = cli(
+        app, config, "tickets", "list", "--requester", "mariana@padaria.example.com.br", "--json"
+    )
+    assert code == 0, err
+    assert sorted(row["number"] for row in json.loads(out)) == sorted([own, copied])
