@@ -347,3 +347,36 @@ def test_tickets_list_requester_includes_tickets_where_the_address_is_cc(app, wr
     )
     assert code == 0, err
     assert sorted(row["number"] for row in json.loads(out)) == sorted([own, copied])
+
+
+def test_status_mail_labels_are_in_the_tickets_language(app):
+    number = ingest(app, mail(subject="Printer", body=ENGLISH_BODY)).ticket
+    ingest(
+        app,
+        mail(
+            sender="ana@example.com",
+            sender_name="Ana",
+            subject=f"Re: [#{number}] Printer",
+            body="#status in_progress\n#note\nLooking into it.\n",
+        ),
+    )
+    (row,) = outbox("status_changed")
+    text, _ = bodies(row)
+    assert "In progress" in text and "Em andamento" not in text
+
+
+def test_customer_storage_on_both_databases(make_app, database_url):
+    app = make_app(database_url)
+    now = app.clock.now()
+    with app.db.atomic():
+        store.add_customer(now, email="Ana@Cliente.example", name="Ana")
+        store.add_customer(now, domain="@oficina.example")
+        _, created = store.add_customer(now, email="ana@cliente.example", organization="Cliente")
+        assert not created
+        first = store.list_key("ana@cliente.example", now)
+        assert store.list_key("ANA@cliente.example", now) == first
+    assert store.is_known("ana@cliente.example") and store.is_known("ze@oficina.example")
+    assert not store.is_known("ze@cliente.example") and not store.is_known("")
+    row = Customer.get(Customer.email == "ana@cliente.example")
+    assert (row.name, row.organization) == ("Ana", "Cliente")
+    assert store.address_for_key(first) == "ana@cliente.example"
