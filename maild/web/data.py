@@ -133,6 +133,7 @@ class FileData:
 class ReplyOutcome:
     result: IngestResult
     path: str  # the page to go back to (a new ticket's page when the reply opened one)
+    refused_files: int = 0  # uploaded files the attachment policy refused
 
 
 async def run_db(app: App, fn: Callable[..., T], *args: Any) -> T:
@@ -337,7 +338,12 @@ def post_reply(
         other = Ticket.get_or_none(Ticket.number == result.ticket)
         if other is not None and other.requester == ticket.requester:
             path = page_path(other)
-    return ReplyOutcome(result, path)
+    refused = (
+        RefusedAttachment.select().where(RefusedAttachment.inbound == result.inbound_id).count()
+        if result.inbound_id is not None
+        else 0
+    )
+    return ReplyOutcome(result, path, refused)
 
 
 def _notify_agents(app: App, ticket: Ticket, event_id: int, event: str, **context: Any) -> None:

@@ -60,6 +60,8 @@ FLASH_CODES = frozenset(
         "rate_not_allowed",
         "rate_invalid",
         "processed",
+        "files_refused",
+        "files_refused_empty",
     }
 )
 FLASH_ERRORS = frozenset(
@@ -75,6 +77,8 @@ FLASH_ERRORS = frozenset(
         "unavailable",
         "rate_not_allowed",
         "rate_invalid",
+        "files_refused",
+        "files_refused_empty",
     }
 )
 DATE_FORMATS = {"pt_BR": "%d/%m/%Y %H:%M", "en": "%Y-%m-%d %H:%M"}
@@ -288,6 +292,9 @@ async def reply(request: web.Request) -> web.StreamResponse:
         return not_found(state)
     code = outcome.result.outcome
     log.info("web.reply", ticket=outcome.result.ticket, outcome=code)
+    if outcome.refused_files:
+        # The page lists each refused file with its reason under the message; say so.
+        code = "files_refused_empty" if code == "empty_rejected" else "files_refused"
     raise _redirect(outcome.path, code if code in FLASH_CODES else "processed")
 
 

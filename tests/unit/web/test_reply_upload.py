@@ -42,7 +42,7 @@ def test_reply_with_a_pdf_and_a_refused_file(app: App, client: Any, ticket: Tick
         ),
     )
     assert reply.status == 303, reply.text
-    assert reply.headers["Location"].endswith("?m=appended")
+    assert reply.headers["Location"].endswith("?m=files_refused")
     entry = ThreadEntry.select().order_by(ThreadEntry.id.desc()).first()
     assert entry.text == "Segue a nota."
     (saved,) = Attachment.select().where(Attachment.entry == entry)
@@ -53,7 +53,8 @@ def test_reply_with_a_pdf_and_a_refused_file(app: App, client: Any, ticket: Tick
     assert refused == {"fatura.pdf.exe", "foto.png"}
     assert Inbound.select().order_by(Inbound.id.desc()).first().source == "web"
 
-    html = client.get(link(ticket)).text
+    html = client.get(reply.headers["Location"]).text
+    assert "alguns arquivos foram recusados" in html
     assert "nota-fiscal.pdf" in html and "Anexos recusados" in html
     assert "fatura.pdf.exe" in html and "foto.png" in html
     download = client.get(f"{link(ticket)}/a/{saved.id}/nota-fiscal.pdf")
@@ -66,6 +67,16 @@ def test_a_reply_of_files_only(app: App, client: Any, ticket: Ticket) -> None:
     reply = client.post(f"{link(ticket)}/reply", data=form(token, "", ("nota.pdf", PDF)))
     assert reply.headers["Location"].endswith("?m=appended")
     assert Attachment.select().count() == 1
+
+
+def test_only_refused_files_and_no_text(app: App, client: Any, ticket: Ticket) -> None:
+    token = client.get(link(ticket)).form_token()
+    entries = ThreadEntry.select().count()
+    reply = client.post(f"{link(ticket)}/reply", data=form(token, "", ("virus.exe", EXE)))
+    assert reply.headers["Location"].endswith("?m=files_refused_empty")
+    html = client.get(reply.headers["Location"]).text
+    assert "nada foi adicionado" in html and "jpg, jpeg, gif, png, pdf" in html
+    assert ThreadEntry.select().count() == entries
 
 
 def test_too_large_an_upload_gets_a_clear_page(
