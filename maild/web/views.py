@@ -33,7 +33,7 @@ from maild.web.access import (
     parse_number,
     safe_content_type,
 )
-from maild.web.reply import MAX_REPLY_CHARS, max_upload_bytes
+from maild.web.reply import MAX_REPLY_CHARS, MAX_REQUEST_BYTES, max_upload_bytes
 
 log = structlog.get_logger("maild.web")
 
@@ -219,14 +219,19 @@ async def customer_list(request: web.Request) -> web.Response:
     return _html(state, "tickets.html.j2", language=page.language, page=page, list_url=list_url)
 
 
-async def _checked_form(request: web.Request) -> tuple[WebState, dict[str, str]] | web.Response:
+async def _checked_form(
+    request: web.Request, *, uploads: bool = False
+) -> tuple[WebState, dict[str, str]] | web.Response:
     """The POSTed form, or a 403 when it is cross-site or lacks this page's token.
 
-    Uploaded files are kept aside in ``request[FILES]`` (name, bytes)."""
+    Only the reply form takes files (kept aside in ``request[FILES]`` as name, bytes);
+    the others stay within the few kilobytes a text form needs."""
     state = _state(request)
     if cross_site(request.headers, request.host, state.app.settings.daemon.base_url):
         log.info("web.post_refused", reason="cross_site")
         return _forbidden(state)
+    if not uploads and (request.content_length or 0) > MAX_REQUEST_BYTES:
+        return await _upload_too_large(state, request)
     try:
         form = await request.post()
     except web.HTTPRequestEntityTooLarge:
@@ -268,7 +273,7 @@ async def _upload_too_large(state: WebState, request: web.Request) -> web.Respon
 
 
 async def reply(request: web.Request) -> web.StreamResponse:
-    checked = await _checked_form(request)
+    checked = await _checked_form(request, uploads=True)
     if isinstance(checked, web.Response):
         return checked
     state, fields = checked

@@ -102,3 +102,12 @@ def test_too_large_an_upload_gets_a_clear_page(
         f"/t/{ticket.number}/{'x' * 32}/reply", data=form(token, "", ("g.pdf", b"0" * 900_000))
     )
     assert wrong.status == 404
+
+
+def test_close_and_rate_forms_take_no_large_bodies(app: App, client: Any, ticket: Ticket) -> None:
+    token = client.get(link(ticket)).form_token()
+    reply = client.post(
+        f"{link(ticket)}/close", data={"token": token, "padding": "x" * (300 * 1024)}
+    )
+    assert reply.status == 413
+    assert Ticket.get_by_id(ticket.id).status == "open"
