@@ -327,6 +327,8 @@ def _save_entry(c: _Ctx, ticket: Ticket, kind: str) -> ThreadEntry:
 
 
 def _relay(c: _Ctx, ticket: Ticket, body: str, agent: Agent | None) -> None:
+    from maild.apply import list_link_for
+
     requester, ccs = customer_recipients(ticket)
     in_reply_to, references = customer_thread_refs(ticket)
     c.mail(
@@ -343,6 +345,7 @@ def _relay(c: _Ctx, ticket: Ticket, body: str, agent: Agent | None) -> None:
         references=references,
         context={
             "message_text": body,
+            "list_link": list_link_for(c.app, ticket, ccs, c.now),
             "agent_name": agent.name if agent else c.msg.sender_name,
             "attachments": [
                 {"filename": a.filename, "size": len(a.payload)} for a in c.msg.accepted_attachments

@@ -64,7 +64,20 @@ class _Ctx:
 
     @property
     def language(self) -> str:
+        """The desk's language: what agents read."""
         return self.settings.daemon.language
+
+    @functools.cached_property
+    def customer_language(self) -> str:
+        """The language the customer is answered in: the ticket's, else the one the
+        message is written in (among the shipped ones), else the desk's."""
+        from maild.policy.language import detect_language
+        from maild.render import LANGUAGES
+
+        if self.ticket is not None and self.ticket.language in LANGUAGES:
+            return self.ticket.language
+        detected = detect_language(self.msg.parsed, self.msg.stripped_text, LANGUAGES)
+        return detected or self.language
 
     def department(self, key: str | None = None) -> Department:
         dept = self.settings.department(key or self.msg.department)
@@ -95,6 +108,7 @@ class _Ctx:
         ticket: Ticket | None = None,
         *,
         subject: str | None = None,
+        capped: bool = True,
         **context: Any,
     ) -> None:
         """One notice to the sender about what became of their message; never to an
@@ -112,6 +126,8 @@ class _Ctx:
             ticket=ticket,
             link_entitled=ticket is not None,
             context=context,
+            language=self.customer_language,
+            capped=capped,
             **extra,
         )
 
@@ -170,13 +186,14 @@ def _record_refused_without_entry(c: _Ctx) -> None:
         )
 
 
-def _attachments_ctx(c: _Ctx) -> dict[str, Any]:
+def _attachments_ctx(c: _Ctx, language: str | None = None) -> dict[str, Any]:
+    language = language or c.customer_language
     return {
         "attachments": [
             {"filename": a.filename, "size": len(a.payload)} for a in c.msg.accepted_attachments
         ],
         "refused_attachments": [
-            {"filename": a.filename, "reason": refusal_reason(a.reason_code, a.reason, c.language)}
+            {"filename": a.filename, "reason": refusal_reason(a.reason_code, a.reason, language)}
             for a in c.msg.refused_attachments
         ],
     }
@@ -232,7 +249,7 @@ def _notify_agents(c: _Ctx, ticket: Ticket, event: str, **extra: Any) -> None:
         "commands_help": True,
         "rating": None,
         "rating_comment": "",
-        **_attachments_ctx(c),
+        **_attachments_ctx(c, c.language),
     }
     context.update(extra)
     c.mail(
@@ -270,10 +287,10 @@ def _sla(c: _Ctx) -> dict[str, Any]:
     except ValueError:
         return {"due": "", "due_at": None, "outside_hours": False, "next_opening": ""}
     return {
-        "due": bt.format_due(due, c.language),
+        "due": bt.format_due(due, c.customer_language),
         "due_at": due,
         "outside_hours": outside,
-        "next_opening": bt.format_due(nxt, c.language) if nxt else "",
+        "next_opening": bt.format_due(nxt, c.customer_language) if nxt else "",
     }
 
 
@@ -310,13 +327,13 @@ def create_ticket_for(
         digits=c.settings.tickets.number_digits,
         now=c.now,
         subject=opening_subject(msg.parsed.subject, c.settings.tickets.token_prefix)
-        or NO_SUBJECT[c.language],
+        or NO_SUBJECT[c.customer_language],
         normalized_subject=msg.normalized_subject,
         department=dept.key,
         requester=requester,
         requester_name=requester_name,
         priority=msg.priority or "normal",
-        language=c.language,
+        language=c.customer_language,
         first_response_due=to_storage(sla["due_at"]) if sla["due_at"] else None,
     )
     store.add_event(
@@ -350,11 +367,25 @@ def create_ticket_for(
             "due": sla["due"],
             "outside_hours": sla["outside_hours"],
             "next_opening": sla["next_opening"],
+            "list_link": list_link_for(c.app, ticket, ccs, c.now),
             **_attachments_ctx(c),
         },
     )
     _notify_agents(c, ticket, "created")
     return ticket
+
+
+def list_link_for(app: App, ticket: Ticket, ccs: tuple[str, ...], now: datetime) -> str:
+    """The requester's ticket-list link (SPEC §12), for a mail to the requester alone.
+
+    A mail that also goes to CCs carries no list link: it would show each CC the
+    requester's other tickets. CCs ask for their own with "meus chamados"."""
+    from maild.storage.customers import list_key, list_link
+
+    if ccs:
+        return ""
+    key = list_key(ticket.requester, now)
+    return list_link(app.settings.daemon.base_url, key) if key else ""
 
 
 def _base_address(address: str) -> str:
@@ -524,11 +555,56 @@ def _bounce(c: _Ctx) -> Ticket | None:
     return ticket
 
 
+def _unknown_sender(c: _Ctx) -> Ticket | None:
+    from maild.pipeline import notice_due
+
+    _record_refused_without_entry(c)
+    if c.can_auto_reply() and notice_due(f"unknown:{c.msg.sender}", c.now):
+        c.notice(
+            "notice_unknown_sender",
+            capped=False,  # one per window already
+            subject=c.msg.parsed.subject,
+            original_subject=c.msg.parsed.subject,
+        )
+    return None
+
+
+def _ticket_list(c: _Ctx) -> Ticket | None:
+    """The link to the sender's ticket list, to the From address only (SPEC §12)."""
+    from maild.storage.customers import list_key, list_link, tickets_query
+
+    address = c.msg.parsed.from_addr
+    if not address or not c.can_auto_reply():
+        return None
+    key = list_key(address, c.now)
+    if key is None:
+        return None
+    c.mail(
+        idem_key=c.idem("list"),
+        template="ticket_list",
+        to=(address,),
+        department=c.department(),
+        language=c.customer_language,
+        context={
+            "list_link": list_link(c.settings.daemon.base_url, key),
+            "ticket_count": tickets_query(address).count(),
+        },
+    )
+    return None
+
+
 def _rate_limited(c: _Ctx) -> Ticket | None:
     from maild.pipeline import rate_notice_due
 
     if c.can_auto_reply() and rate_notice_due(c.msg.sender, c.now):
-        c.notice("notice_rate_limited", limit=c.settings.limits.max_messages_per_sender_per_hour)
+        # Already one per window: the per-recipient cap of automatic mail (10 an hour,
+        # below the 20 messages that trigger this) would otherwise swallow it, and a
+        # sender held for flooding would never learn why.
+        c.notice(
+            "notice_rate_limited",
+            capped=False,
+            limit=c.settings.limits.max_messages_per_sender_per_hour,
+        )
     return None
 
 
@@ -573,4 +649,6 @@ _HANDLERS = {
     o.RATE_LIMITED: _rate_limited,
     o.TOO_LARGE: _too_large,
     o.DUPLICATE_MESSAGE: _duplicate_message,
+    o.UNKNOWN_SENDER_REJECTED: _unknown_sender,
+    o.TICKET_LIST_REQUESTED: _ticket_list,
 }

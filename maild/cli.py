@@ -92,6 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
     from maild.oauth_cli import add_parsers
 
     add_parsers(sub)  # sources list, oauth authorize / generate-key
+
+    from maild.customers_cli import add_parser as add_customers_parser
+
+    add_customers_parser(sub)
     return parser
 
 
@@ -473,6 +477,14 @@ def cmd_oauth(
     return run(args, settings, out, err, env)
 
 
+def cmd_customers(
+    args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
+) -> int:
+    from maild.customers_cli import customers_command
+
+    return customers_command(args, settings, out, err, env)
+
+
 def cmd_run(
     args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
 ) -> int:
@@ -488,6 +500,7 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, TextIO, TextIO, Cli
     "outbox": cmd_outbox,
     "quarantine": cmd_quarantine,
     "ingest": cmd_ingest,
+    "customers": cmd_customers,
     "run": cmd_run,
     "sources": cmd_sources,
     "oauth": cmd_oauth,

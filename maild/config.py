@@ -228,6 +228,8 @@ class LimitSettings:
 @dataclass(frozen=True)
 class AccessSettings:
     allow_same_domain: bool = True
+    # "anyone" may open tickets, or only "known" customers (SPEC §13).
+    customers: str = "anyone"
 
 
 @dataclass(frozen=True)
@@ -251,6 +253,7 @@ class SlaSettings:
 
 
 BLOB_STORES = ("database", "files")
+CUSTOMER_MODES = ("anyone", "known")
 
 
 @dataclass(frozen=True)
@@ -908,8 +911,11 @@ def parse_settings(
 
     # [access]
     t = r.table(data, "access")
-    r.unknown(t, "access", {"allow_same_domain"})
-    access = AccessSettings(allow_same_domain=r.get(t, "access", "allow_same_domain", bool, True))
+    r.unknown(t, "access", {"allow_same_domain", "customers"})
+    access = AccessSettings(
+        allow_same_domain=r.get(t, "access", "allow_same_domain", bool, True),
+        customers=r.get(t, "access", "customers", str, "anyone", _one_of(CUSTOMER_MODES)),
+    )
 
     # [agents_auth]
     t = r.table(data, "agents_auth")

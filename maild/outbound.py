@@ -49,6 +49,20 @@ class MailRequest:
     recipient_name: str = ""
     link_entitled: bool = True
     cc: tuple[str, ...] = ()
+    # The customer's language when there is no ticket to take it from (a notice).
+    language: str | None = None
+
+
+def mail_language(settings: Settings, request: MailRequest) -> str:
+    """Agents read the desk's language; a customer the ticket's (issue 12)."""
+    from maild.render import AGENT_TEMPLATES, LANGUAGES
+
+    default = settings.daemon.language
+    if request.template in AGENT_TEMPLATES:
+        return default
+    ticket = request.ticket
+    language = request.language or (ticket.language if ticket is not None else None)
+    return language if language in LANGUAGES else default
 
 
 def new_message_id(settings: Settings, ticket_number: int | None) -> str:
@@ -156,7 +170,8 @@ def queue_mail(
     settings: Settings, renderer: Renderer, request: MailRequest, now: datetime
 ) -> Outbox | None:
     """Render, compose and enqueue ``request``; None when nobody may receive it."""
-    language = settings.daemon.language
+    language = mail_language(settings, request)
+    renderer = renderer.for_language(language)
     recipients = tuple(dict.fromkeys(a.lower() for a in (*request.to, *request.cc) if a))
     if not recipients:
         return None

@@ -554,7 +554,10 @@ def build_context(
             .count()
         )
     dept = settings.department(ticket.department) if ticket is not None else None
+    known_only = settings.access.customers == "known"
     ctx = PolicyContext(
+        known_customers_only=known_only,
+        sender_known=_sender_known(msg) if known_only and ticket is None else True,
         already_seen=already_seen,
         ticket=view,
         thread_via=via,
@@ -565,6 +568,13 @@ def build_context(
         followup_policy=dept.followup_on_resolved if dept else "reject",
     )
     return ctx, ticket, duplicate
+
+
+def _sender_known(msg: Classified) -> bool:
+    """In the customer table (address or domain), or already on a ticket (SPEC §13)."""
+    from maild.storage.customers import has_tickets, is_known
+
+    return bool(msg.sender) and (is_known(msg.sender) or has_tickets(msg.sender))
 
 
 def _process_in_transaction(
@@ -625,15 +635,22 @@ def _process_in_transaction(
 def rate_notice_due(address: str, now: datetime) -> bool:
     """True when this sender got no rate-limit notice in the past hour (the same
     sliding hour the limit counts), so a held sender is told once per window."""
+    return notice_due(address, now)
+
+
+def notice_due(key: str, now: datetime) -> bool:
+    """True (and the window started) when no notice under ``key`` went out in the
+    past hour. The rate-limit notice uses the bare address; others a prefixed key."""
+    key = key[:320]
     stamp = to_storage(now)
     since = to_storage(now - timedelta(hours=1))
     if (
         RateWindowNotice.select()
-        .where((RateWindowNotice.address == address) & (RateWindowNotice.window_start > since))
+        .where((RateWindowNotice.address == key) & (RateWindowNotice.window_start > since))
         .exists()
     ):
         return False
-    RateWindowNotice.create(address=address, window_start=stamp)
+    RateWindowNotice.create(address=key, window_start=stamp)
     return True
 
 

@@ -55,6 +55,8 @@ TEMPLATE_NAMES: tuple[str, ...] = (
     "agent_notification",
     "status_changed",
     "resolved",
+    "notice_unknown_sender",
+    "ticket_list",
 )
 AGENT_TEMPLATES: tuple[str, ...] = ("agent_notification", "notice_agent_error")
 CUSTOMER_TEMPLATES: tuple[str, ...] = tuple(n for n in TEMPLATE_NAMES if n not in AGENT_TEMPLATES)
@@ -68,6 +70,8 @@ TICKET_OPTIONAL: tuple[str, ...] = (
     "notice_rate_limited",
     "notice_too_large",
     "notice_agent_error",
+    "notice_unknown_sender",
+    "ticket_list",
 )
 
 TEXT_SUFFIX = ".txt.j2"
@@ -177,6 +181,15 @@ class Renderer:
         self.override_dir = override_dir
         self.language = language
         self._text_env, self._html_env = _environments(shipped_dir, override_dir, language)
+        self._siblings: dict[str, Renderer] = {language: self}
+
+    def for_language(self, language: str) -> Renderer:
+        """The renderer of the same templates in ``language`` (each built once)."""
+        sibling = self._siblings.get(language)
+        if sibling is None:
+            sibling = Renderer(self.shipped_dir, self.override_dir, language)
+            self._siblings[language] = sibling
+        return sibling
 
     def render(self, name: str, context: Mapping[str, Any]) -> Rendered:
         """Render ``<name>.txt.j2`` and ``<name>.html.j2`` with ``context``.
@@ -325,6 +338,7 @@ _ATTACHMENTS = [
     {"filename": "erro-impressora.png", "size": 48213},
     {"filename": "nota-fiscal.pdf", "size": 1572864},
 ]
+_LIST_LINK = "https://suporte.example.com/c/Vd3kq9Zr0mT1bN7yLpW2sEaH"
 _REFUSAL_REASON = {"pt_BR": "tipo de arquivo não permitido", "en": "file type not allowed"}
 
 
@@ -342,6 +356,7 @@ def _specific(name: str, language: str, full: bool) -> dict[str, Any]:
     match name:
         case "confirmation":
             return {
+                "list_link": _LIST_LINK if full else "",
                 "due": "segunda-feira, 16/11/2026 às 13:12" if full else "",
                 "outside_hours": full,
                 "next_opening": "segunda-feira, 16/11/2026 às 08:30" if full else "",
@@ -350,6 +365,7 @@ def _specific(name: str, language: str, full: bool) -> dict[str, Any]:
             }
         case "agent_reply":
             return {
+                "list_link": _LIST_LINK if full else "",
                 "message_text": text,
                 "agent_name": "Ana" if full else "",
                 "attachments": attachments,
@@ -365,6 +381,10 @@ def _specific(name: str, language: str, full: bool) -> dict[str, Any]:
             }
         case "notice_empty" | "notice_unauthorized":
             return {"original_subject": subject if full else ""}
+        case "notice_unknown_sender":
+            return {"original_subject": subject if full else ""}
+        case "ticket_list":
+            return {"list_link": _LIST_LINK, "ticket_count": 5 if full else 0}
         case "notice_rate_limited":
             return {"limit": 20}
         case "notice_too_large":
@@ -414,7 +434,9 @@ def _specific(name: str, language: str, full: bool) -> dict[str, Any]:
 def sample_contexts(name: str, language: str) -> list[dict[str, Any]]:
     """Every sample context of a template: full, bare, and one per variant it has."""
     _check_language(language)
-    with_ticket = name != "notice_unauthorized"  # it must reveal nothing of the ticket
+    # The unauthorized notice must reveal nothing of the ticket; the unknown-sender
+    # notice and the list have none.
+    with_ticket = name not in ("notice_unauthorized", "notice_unknown_sender", "ticket_list")
     full = _common(language, with_ticket=with_ticket) | _specific(name, language, True)
     bare = _bare_common(language, with_ticket=with_ticket) | _specific(name, language, False)
     status = {"status_changed": "in_progress", "resolved": "resolved"}.get(name)

@@ -79,7 +79,10 @@ def queue_status_change(
     if not should_notify(old_status, new_status, by_customer=by_customer):
         return None
     settings = app.settings
-    language = settings.daemon.language
+    from maild.render import LANGUAGES
+
+    # The customer's language, chosen when the ticket was opened (issue 12).
+    language = ticket.language if ticket.language in LANGUAGES else settings.daemon.language
     department = settings.department(ticket.department) or settings.default_department
     if new_status == "resolved":
         template = "resolved"

@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import peewee as pw
-from maild.storage.models import MODELS, Blob, BlobChunk, OAuthToken, SchemaVersion
+from maild.storage.models import (
+    MODELS,
+    Blob,
+    BlobChunk,
+    Customer,
+    CustomerLink,
+    OAuthToken,
+    SchemaVersion,
+)
 
 
 def _v1_initial(db: pw.Database) -> None:
@@ -36,6 +44,11 @@ def _v3_blob_store(db: pw.Database) -> None:
     db.create_tables([Blob, BlobChunk], safe=True)
 
 
+def _v5_customers(db: pw.Database) -> None:
+    # Known customers (SPEC §13) and the per-address ticket-list keys (SPEC §12).
+    db.create_tables([Customer, CustomerLink], safe=True)
+
+
 def _v6_oauth(db: pw.Database) -> None:
     # Encrypted OAuth2 tokens of XOAUTH2 sources and [smtp] (SPEC §14).
     db.create_tables([OAuthToken], safe=True)
@@ -45,6 +58,7 @@ MIGRATIONS: list[Callable[[pw.Database], None]] = [
     _v1_initial,
     _v2_ticket_lookup_indexes,
     _v3_blob_store,
+    _v5_customers,
     _v6_oauth,
 ]
 LATEST = len(MIGRATIONS)

@@ -282,6 +282,26 @@ class BlobChunk(BaseModel):
         primary_key = pw.CompositeKey("blob", "seq")
 
 
+class Customer(BaseModel):
+    """A known customer (SPEC §13): one address, or a whole domain (``email`` NULL)."""
+
+    email = pw.CharField(max_length=320, null=True, unique=True)
+    domain = pw.CharField(max_length=255, null=True, unique=True)
+    name = pw.TextField(default="")
+    organization = pw.TextField(default="")
+    created_at = pw.DateTimeField(default=utcnow)
+
+
+class CustomerLink(BaseModel):
+    """The private key of one address's ticket list, ``/c/{key}`` (SPEC §12).
+
+    Per address, known customer or not: anyone with tickets may ask for the list."""
+
+    address = pw.CharField(max_length=320, unique=True)
+    access_key = pw.CharField(max_length=64, unique=True)
+    created_at = pw.DateTimeField(default=utcnow)
+
+
 class OAuthToken(BaseModel):
     """The OAuth2 tokens of one account (an IMAP source's name, or "smtp"), SPEC §14.
 
@@ -318,5 +338,7 @@ MODELS: list[type[pw.Model]] = [
     RateWindowNotice,
     Blob,
     BlobChunk,
+    Customer,
+    CustomerLink,
     OAuthToken,
 ]

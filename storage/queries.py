@@ -107,8 +107,9 @@ def list_tickets(
         query = query.where(Ticket.status.in_(sorted(statuses)) if statuses else pw.SQL("1=0"))
     if department:
         query = query.where(Ticket.department == department)
-    if requester:
-        query = query.where(Ticket.requester == requester.lower())
+    if requester:  # as requester or as CC: every ticket the address is on
+        as_cc = TicketCC.select(TicketCC.ticket).where(TicketCC.address == requester.lower())
+        query = query.where((Ticket.requester == requester.lower()) | Ticket.id.in_(as_cc))
     if month:
         query = query.where((Ticket.created_at >= month[0]) & (Ticket.created_at < month[1]))
     return list(query.order_by(Ticket.created_at, Ticket.id))

@@ -21,6 +21,10 @@ RATE_LIMITED = "rate_limited"
 TOO_LARGE = "too_large"
 QUARANTINED = "quarantined"
 DUPLICATE_MESSAGE = "duplicate_message"
+UNKNOWN_SENDER_REJECTED = "unknown_sender_rejected"  # SPEC §13
+# Not in SPEC §3's table: a "meus chamados" / "my tickets" request (SPEC §12) opens
+# nothing and is answered with the ticket-list link; none of the others says that.
+TICKET_LIST_REQUESTED = "ticket_list_requested"
 
 OUTCOMES = (
     CREATED,
@@ -36,6 +40,8 @@ OUTCOMES = (
     TOO_LARGE,
     QUARANTINED,
     DUPLICATE_MESSAGE,
+    UNKNOWN_SENDER_REJECTED,
+    TICKET_LIST_REQUESTED,
 )
 
 
@@ -113,6 +119,8 @@ class PolicyContext:
     allow_same_domain: bool = True
     followup_policy: str = "reject"  # of the matched ticket's department
     sender_is_ticket_agent: bool = False
+    known_customers_only: bool = False  # [access] customers = "known"
+    sender_known: bool = True  # in the customer table, or requester/CC of a ticket
 
 
 @dataclass(frozen=True)

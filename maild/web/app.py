@@ -17,6 +17,7 @@ from aiohttp import web
 from maild.app import App
 from maild.web import views
 from maild.web.access import NO_STORE, SECURITY_HEADERS, SERVER_NAME
+from maild.web.reply import max_upload_bytes
 
 HERE = Path(__file__).resolve().parent
 TEMPLATES_DIR = HERE / "templates"
@@ -25,8 +26,6 @@ STYLESHEET = "maild.css"
 FAVICON = "favicon.svg"
 STATIC_PREFIX = "/static/"
 STATIC_CACHE = "public, max-age=86400"
-# Forms post a few kilobytes of text; nothing legitimate is bigger.
-MAX_REQUEST_BYTES = 256 * 1024
 
 
 @web.middleware
@@ -65,7 +64,10 @@ def create_web_app(app: App, *, secret: bytes | None = None) -> web.Application:
     ``secret`` keys the form tokens; by default a random one per process, so a
     page rendered before a restart needs a reload before it can post.
     """
-    web_app = web.Application(middlewares=[_uniform_not_found], client_max_size=MAX_REQUEST_BYTES)
+    web_app = web.Application(
+        middlewares=[_uniform_not_found],
+        client_max_size=max_upload_bytes(app.settings.attachments.max_message_bytes),
+    )
     web_app[views.STATE] = views.new_state(app, TEMPLATES_DIR, secret)
     web_app.on_response_prepare.append(_security_headers)
     web_app.add_routes(
@@ -75,6 +77,7 @@ def create_web_app(app: App, *, secret: bytes | None = None) -> web.Application:
             web.get(f"{STATIC_PREFIX}{STYLESHEET}", _static_handler(STYLESHEET, "text/css")),
             web.get(f"{STATIC_PREFIX}{FAVICON}", _static_handler(FAVICON, "image/svg+xml")),
             web.get("/t/{number}/{key}", views.ticket_page),
+            web.get("/c/{key}", views.customer_list),
             web.post("/t/{number}/{key}/reply", views.reply),
             web.post("/t/{number}/{key}/close", views.close),
             web.post("/t/{number}/{key}/rate", views.rate),

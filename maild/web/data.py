@@ -112,6 +112,14 @@ class PageView:
     reply_mode: str | None  # None: replies are refused; the page offers a new ticket
     can_close: bool
     can_rate: bool
+    language: str = "pt_BR"  # the ticket's: the page is shown in it
+    first_response_due: datetime | None = None  # until an agent has answered
+
+
+def ticket_language(app: App, ticket: Ticket) -> str:
+    from maild.render import LANGUAGES
+
+    return ticket.language if ticket.language in LANGUAGES else app.settings.daemon.language
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,7 @@ class FileData:
 class ReplyOutcome:
     result: IngestResult
     path: str  # the page to go back to (a new ticket's page when the reply opened one)
+    refused_files: int = 0  # uploaded files the attachment policy refused
 
 
 async def run_db(app: App, fn: Callable[..., T], *args: Any) -> T:
@@ -162,6 +171,12 @@ def find_ticket(number_text: str, key: str, *, lock: bool = False) -> Ticket | N
     return ticket
 
 
+def find_ticket_language(app: App, number_text: str, key: str) -> str | None:
+    """The language of the ticket the link names, or None (wrong link)."""
+    ticket = find_ticket(number_text, key)
+    return ticket_language(app, ticket) if ticket is not None else None
+
+
 def _department(app: App, ticket: Ticket) -> Department:
     return app.settings.department(ticket.department) or app.settings.default_department
 
@@ -185,7 +200,7 @@ def _author(app: App, entry: ThreadEntry, department: Department) -> str:
 
 
 def _entry_view(app: App, ticket: Ticket, entry: ThreadEntry, department: Department) -> EntryView:
-    language = app.settings.daemon.language
+    language = ticket_language(app, ticket)
     attachments = tuple(
         AttachmentView(
             id=a.id,
@@ -227,7 +242,7 @@ def load_page(app: App, number_text: str, key: str) -> PageView | None:
     if ticket is None:
         return None
     settings = app.settings
-    language = settings.daemon.language
+    language = ticket_language(app, ticket)
     department = _department(app, ticket)
     entries = tuple(
         _entry_view(app, ticket, entry, department)
@@ -260,6 +275,10 @@ def load_page(app: App, number_text: str, key: str) -> PageView | None:
         ),
         can_close=ticket.status not in DONE_STATUSES,
         can_rate=ticket.status in DONE_STATUSES,
+        language=language,
+        first_response_due=None
+        if ticket.status in DONE_STATUSES or any(e.kind == "agent" for e in entries)
+        else aware(ticket.first_response_due),
     )
 
 
@@ -288,7 +307,9 @@ def load_attachment(app: App, number_text: str, key: str, attachment_text: str) 
     return FileData(row.filename, row.content_type, content)
 
 
-def post_reply(app: App, number_text: str, key: str, text: str) -> ReplyOutcome | None:
+def post_reply(
+    app: App, number_text: str, key: str, text: str, files: tuple[tuple[str, bytes], ...] = ()
+) -> ReplyOutcome | None:
     """Send the page's reply through the inbound pipeline, as an emailed reply would go."""
     ticket = find_ticket(number_text, key)
     if ticket is None:
@@ -309,6 +330,7 @@ def post_reply(app: App, number_text: str, key: str, text: str) -> ReplyOutcome 
         text=text,
         message_id_domain=settings.message_id_domain,
         now=app.clock.now(),
+        files=files,
     )
     result = ingest(app, raw, source=SOURCE)
     path = page_path(ticket)
@@ -316,7 +338,12 @@ def post_reply(app: App, number_text: str, key: str, text: str) -> ReplyOutcome 
         other = Ticket.get_or_none(Ticket.number == result.ticket)
         if other is not None and other.requester == ticket.requester:
             path = page_path(other)
-    return ReplyOutcome(result, path)
+    refused = (
+        RefusedAttachment.select().where(RefusedAttachment.inbound == result.inbound_id).count()
+        if result.inbound_id is not None
+        else 0
+    )
+    return ReplyOutcome(result, path, refused)
 
 
 def _notify_agents(app: App, ticket: Ticket, event_id: int, event: str, **context: Any) -> None:

@@ -8,6 +8,7 @@ an emailed one (SPEC §3). ``X-Maild-Source: web`` records where it came from.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -18,8 +19,16 @@ from maild.parsers.subject import format_subject
 
 SOURCE_HEADER = "X-Maild-Source"
 SOURCE = "web"
-# A reply box, not a file upload: anything longer is a paste accident.
+# A reply box: anything longer is a paste accident (files go as attachments).
 MAX_REPLY_CHARS = 20_000
+# Forms without files post a few kilobytes of text; nothing legitimate is bigger.
+MAX_REQUEST_BYTES = 256 * 1024
+
+
+def max_upload_bytes(max_message_bytes: int) -> int:
+    """The largest reply form with files we accept: once base64-encoded into the
+    reply mail (4/3 the size), it must still fit ``attachments.max_message_bytes``."""
+    return max(MAX_REQUEST_BYTES, max_message_bytes * 3 // 4 - 64 * 1024)
 
 
 def _address(display: str, address: str) -> Address:
@@ -38,6 +47,7 @@ def build_reply(
     text: str,
     message_id_domain: str,
     now: datetime,
+    files: Sequence[tuple[str, bytes]] = (),
 ) -> bytes:
     """The raw bytes of the reply (plain text, UTF-8, CRLF line ends).
 
@@ -54,4 +64,10 @@ def build_reply(
     msg[SOURCE_HEADER] = SOURCE
     body = text.replace("\r\n", "\n").replace("\r", "\n").strip("\n")
     msg.set_content(body + "\n", subtype="plain", charset="utf-8", cte="quoted-printable")
+    for filename, payload in files:
+        # The type is left to the attachment policy, which goes by the extension and
+        # the magic bytes, exactly as for a mailed file (SPEC §3 Attachments).
+        msg.add_attachment(
+            payload, maintype="application", subtype="octet-stream", filename=filename
+        )
     return msg.as_bytes()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
@@ -33,7 +33,7 @@ from maild.web.access import (
     parse_number,
     safe_content_type,
 )
-from maild.web.reply import MAX_REPLY_CHARS
+from maild.web.reply import MAX_REPLY_CHARS, MAX_REQUEST_BYTES, max_upload_bytes
 
 log = structlog.get_logger("maild.web")
 
@@ -60,6 +60,8 @@ FLASH_CODES = frozenset(
         "rate_not_allowed",
         "rate_invalid",
         "processed",
+        "files_refused",
+        "files_refused_empty",
     }
 )
 FLASH_ERRORS = frozenset(
@@ -75,6 +77,8 @@ FLASH_ERRORS = frozenset(
         "unavailable",
         "rate_not_allowed",
         "rate_invalid",
+        "files_refused",
+        "files_refused_empty",
     }
 )
 DATE_FORMATS = {"pt_BR": "%d/%m/%Y %H:%M", "en": "%Y-%m-%d %H:%M"}
@@ -88,6 +92,11 @@ class WebState:
     env: jinja2.Environment
     tokens: FormTokens
     not_found_body: bytes
+    # One environment per shipped language: a page is in its ticket's (customer's) language.
+    envs: dict[str, jinja2.Environment] = field(default_factory=dict)
+
+    def env_for(self, language: str | None) -> jinja2.Environment:
+        return self.envs.get(language or "", self.env)
 
 
 STATE: web.AppKey[WebState] = web.AppKey("maild_web", WebState)
@@ -118,13 +127,19 @@ def make_environment(templates_dir: Any, language: str, tz: ZoneInfo) -> jinja2.
 
 
 def new_state(app: App, templates_dir: Any, secret: bytes | None = None) -> WebState:
-    env = make_environment(templates_dir, app.settings.daemon.language, app.tz)
+    from maild.render import LANGUAGES
+
+    envs = {lang: make_environment(templates_dir, lang, app.tz) for lang in LANGUAGES}
+    env = envs.get(app.settings.daemon.language) or make_environment(
+        templates_dir, app.settings.daemon.language, app.tz
+    )
     body = env.get_template("not_found.html.j2").render(instance=app.settings.daemon.instance)
     return WebState(
         app=app,
         env=env,
         tokens=FormTokens(secret or secrets.token_bytes(32)),
         not_found_body=body.encode("utf-8"),
+        envs=envs,
     )
 
 
@@ -139,9 +154,11 @@ def not_found(state: WebState) -> web.Response:
     )
 
 
-def _html(state: WebState, template: str, status: int = 200, **context: Any) -> web.Response:
+def _html(
+    state: WebState, template: str, status: int = 200, language: str | None = None, **context: Any
+) -> web.Response:
     context.setdefault("instance", state.app.settings.daemon.instance)
-    text = state.env.get_template(template).render(**context)
+    text = state.env_for(language).get_template(template).render(**context)
     return web.Response(text=text, status=status, content_type="text/html", charset="utf-8")
 
 
@@ -165,6 +182,7 @@ async def ticket_page(request: web.Request) -> web.Response:
     return _html(
         state,
         "ticket.html.j2",
+        language=page.language,
         page=page,
         form_token=state.tokens.issue(page.number, page.key),
         flash=flash,
@@ -172,17 +190,58 @@ async def ticket_page(request: web.Request) -> web.Response:
         preselect=preselect,
         max_reply=MAX_REPLY_CHARS,
         max_comment=data.MAX_RATING_COMMENT,
+        allowed_extensions=state.app.settings.attachments.allowed_extensions,
+        max_file=state.app.settings.attachments.max_bytes,
+        max_upload=max_upload_bytes(state.app.settings.attachments.max_message_bytes),
     )
 
 
-async def _checked_form(request: web.Request) -> tuple[WebState, dict[str, str]] | web.Response:
-    """The POSTed form, or a 403 when it is cross-site or lacks this page's token."""
+async def customer_list(request: web.Request) -> web.Response:
+    """``GET /c/{key}``: the customer's tickets (SPEC §12); a wrong key is the one 404."""
+    from maild.web.customer_list import load_list
+
+    state = _state(request)
+    key = request.match_info["key"]
+    page = await data.run_db(
+        state.app,
+        load_list,
+        key,
+        request.query.get("tab", ""),
+        request.query.get("month", ""),
+    )
+    if page is None:
+        return not_found(state)
+
+    def list_url(tab: str, month: str) -> str:
+        query = {"tab": tab, **({"month": month} if month else {})}
+        return f"/c/{page.key}?{urlencode(query)}"
+
+    return _html(state, "tickets.html.j2", language=page.language, page=page, list_url=list_url)
+
+
+async def _checked_form(
+    request: web.Request, *, uploads: bool = False
+) -> tuple[WebState, dict[str, str]] | web.Response:
+    """The POSTed form, or a 403 when it is cross-site or lacks this page's token.
+
+    Only the reply form takes files (kept aside in ``request[FILES]`` as name, bytes);
+    the others stay within the few kilobytes a text form needs."""
     state = _state(request)
     if cross_site(request.headers, request.host, state.app.settings.daemon.base_url):
         log.info("web.post_refused", reason="cross_site")
         return _forbidden(state)
-    form = await request.post()
+    if not uploads and (request.content_length or 0) > MAX_REQUEST_BYTES:
+        return await _upload_too_large(state, request)
+    try:
+        form = await request.post()
+    except web.HTTPRequestEntityTooLarge:
+        return await _upload_too_large(state, request)
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    request[FILES] = tuple(
+        (f.filename, f.file.read())
+        for f in form.getall("files", [])
+        if isinstance(f, web.FileField) and f.filename
+    )
     number = parse_number(request.match_info["number"])
     token = fields.get("token", "")
     if number is None or not state.tokens.check(token, number, request.match_info["key"]):
@@ -191,8 +250,30 @@ async def _checked_form(request: web.Request) -> tuple[WebState, dict[str, str]]
     return state, fields
 
 
+FILES: web.RequestKey[tuple[tuple[str, bytes], ...]] = web.RequestKey("maild_files", tuple)
+
+
+async def _upload_too_large(state: WebState, request: web.Request) -> web.Response:
+    """A clear page, in the ticket's language, instead of aiohttp's bare 413 text."""
+    number, key = request.match_info.get("number", ""), request.match_info.get("key", "")
+    page = await data.run_db(state.app, data.find_ticket_language, number, key)
+    if page is None:
+        return not_found(state)
+    log.info("web.post_refused", reason="too_large")
+    limit = max_upload_bytes(state.app.settings.attachments.max_message_bytes)
+    return _html(
+        state,
+        "too_large.html.j2",
+        status=413,
+        language=page,
+        back=f"/t/{number}/{key}",
+        limit=limit,
+        max_file=state.app.settings.attachments.max_bytes,
+    )
+
+
 async def reply(request: web.Request) -> web.StreamResponse:
-    checked = await _checked_form(request)
+    checked = await _checked_form(request, uploads=True)
     if isinstance(checked, web.Response):
         return checked
     state, fields = checked
@@ -200,13 +281,14 @@ async def reply(request: web.Request) -> web.StreamResponse:
     # Browsers submit line breaks as CRLF but count them as one character for
     # maxlength: count them the same way here.
     text = fields.get("text", "").replace("\r\n", "\n")
+    files = request.get(FILES, ())
     back = f"/t/{number}/{key}"
-    if not text.strip():
+    if not text.strip() and not files:
         raise _redirect(back, "reply_empty")
     if len(text) > MAX_REPLY_CHARS:
         raise _redirect(back, "reply_too_long")
     try:
-        outcome = await data.run_db(state.app, data.post_reply, number, key, text)
+        outcome = await data.run_db(state.app, data.post_reply, number, key, text, files)
         state.app.outbox_changed()
     except StorageUnavailableError as exc:
         log.error("web.reply_failed", ticket=parse_number(number), error=str(exc))
@@ -215,6 +297,9 @@ async def reply(request: web.Request) -> web.StreamResponse:
         return not_found(state)
     code = outcome.result.outcome
     log.info("web.reply", ticket=outcome.result.ticket, outcome=code)
+    if outcome.refused_files:
+        # The page lists each refused file with its reason under the message; say so.
+        code = "files_refused_empty" if code == "empty_rejected" else "files_refused"
     raise _redirect(outcome.path, code if code in FLASH_CODES else "processed")
 
 

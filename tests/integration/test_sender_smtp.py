@@ -41,6 +41,7 @@ def customer_mail(
     subject: str = "Não consigo emitir NF-e",
     message_id: str = CUSTOMER_MID,
     name: str = "Joana Conceição",
+    body: str = "O sistema mostra erro 500 ao emitir a nota.\n",
 ) -> bytes:
     msg = EmailMessage()
     msg["From"] = f"{name} <{CUSTOMER}>"
@@ -48,7 +49,7 @@ def customer_mail(
     msg["Subject"] = subject
     msg["Date"] = "Tue, 24 Nov 2026 10:00:00 -0300"
     msg["Message-ID"] = f"<{message_id}>"
-    msg.set_content("O sistema mostra erro 500 ao emitir a nota.\n")
+    msg.set_content(body)
     return msg.as_bytes()
 
 
@@ -145,7 +146,7 @@ def test_confirmation_arrives_with_the_headers_of_spec_4(
         ("en", "##- Please type your reply above this line -##", "Responda acima"),
     ],
 )
-def test_language_follows_daemon_language(
+def test_language_follows_daemon_language_when_the_mail_does_not_tell(
     make_app: Callable[..., App],
     smtp_sink: SmtpSink,
     language: str,
@@ -153,7 +154,8 @@ def test_language_follows_daemon_language(
     other: str,
 ) -> None:
     app = make_app(smtp=smtp_table(smtp_sink), daemon={"language": language})
-    _ticket, row = open_ticket(app)
+    # No Content-Language and too few words to tell: the desk's language.
+    _ticket, row = open_ticket(app, subject="NF-e", body="Erro 500.\n")
     sender_for(app).drain()
     [msg] = received(smtp_sink, row.message_id)
     text = msg.get_body(("plain",))

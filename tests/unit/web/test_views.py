@@ -24,6 +24,7 @@ from maild.storage.models import Event, Inbound, Outbox, ThreadEntry, Ticket
 from maild.app import App
 from maild.web import rating_links
 from maild.web.access import CSP, content_disposition, cross_site, key_matches
+from tests.unit.web.conftest import customer_mail
 
 SECURITY = {
     "Content-Security-Policy": CSP,
@@ -132,7 +133,8 @@ def test_agent_commands_signature_and_quotes_never_reach_the_page(
 
 def test_page_in_english(make_app: Any, web_client_for: Any, opened: Any) -> None:
     app = make_app(daemon={"language": "en"})
-    ticket = opened(app)
+    # An English desk, and a mail that does not say its language: the desk's.
+    ticket = opened(app, customer_mail("Printer", "Hi, see the attached file."))
     html = web_client_for(app).get(link_path(ticket)).text
     assert 'lang="en"' in html
     for label in ("Status", "Open", "Normal", "Send reply", "Close ticket"):
