@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import traceback
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -85,6 +85,16 @@ def split_headers(raw: bytes) -> bytes:
     return raw[:65536]
 
 
+@dataclass(frozen=True)
+class Incoming:
+    """One message handed over by a source, for ``ingest_batch``."""
+
+    raw: bytes
+    source: str = "ingest"
+    position: ImapPosition | None = None
+    declared_size: int | None = None
+
+
 def store_inbound(
     app: App,
     raw: bytes,
@@ -98,42 +108,53 @@ def store_inbound(
     download whole (IMAP ``RFC822.SIZE`` of an oversize message): ``raw`` then
     holds only its headers and the message is ``too_large``.
     """
-    size = max(len(raw), declared_size or 0)
-    headers_only = size > app.settings.attachments.max_message_bytes
-    kept = split_headers(raw) if headers_only else raw
+    return store_inbound_batch(app, [Incoming(raw, source, position, declared_size)])[0]
+
+
+def store_inbound_batch(app: App, items: Sequence[Incoming]) -> list[Inbound]:
+    """``store_inbound`` for several messages, committed together (SPEC §2.3: one
+    durable commit for the raw rows of a batch instead of one per message)."""
     try:
         with app.db.atomic():
-            # In the database (the default) the bytes commit with the row that records
-            # them; as files they are fsynced before it. Either way: raw first.
-            digest = app.raw_store.put(kept)
-            if position is not None:
-                existing = Inbound.get_or_none(
-                    (Inbound.imap_source == position.source)
-                    & (Inbound.imap_uidvalidity == position.uidvalidity)
-                    & (Inbound.imap_uid == position.uid)
-                )
-                if existing is not None:
-                    return existing
-            raw_row = RawMessage.get_or_none(RawMessage.sha256 == digest)
-            if raw_row is None:
-                raw_row = RawMessage.create(
-                    sha256=digest,
-                    size=size,
-                    headers_only=headers_only,
-                    created_at=to_storage(app.clock.now()),
-                )
-            return Inbound.create(
-                raw=raw_row,
-                source=source,
-                received_at=to_storage(app.clock.now()),
-                imap_source=position.source if position else None,
-                imap_uidvalidity=position.uidvalidity if position else None,
-                imap_uid=position.uid if position else None,
-            )
+            # In the database (the default) the bytes commit with the rows that record
+            # them; as files they are fsynced before. Either way: raw first.
+            return [_store_one(app, item) for item in items]
     except StoreError as exc:
         raise StorageUnavailableError(str(exc)) from exc
     except pw.DatabaseError as exc:
         raise StorageUnavailableError(f"database: {exc}") from exc
+
+
+def _store_one(app: App, item: Incoming) -> Inbound:
+    raw, position = item.raw, item.position
+    size = max(len(raw), item.declared_size or 0)
+    headers_only = size > app.settings.attachments.max_message_bytes
+    kept = split_headers(raw) if headers_only else raw
+    digest = app.raw_store.put(kept)
+    if position is not None:
+        existing = Inbound.get_or_none(
+            (Inbound.imap_source == position.source)
+            & (Inbound.imap_uidvalidity == position.uidvalidity)
+            & (Inbound.imap_uid == position.uid)
+        )
+        if existing is not None:
+            return existing
+    raw_row = RawMessage.get_or_none(RawMessage.sha256 == digest)
+    if raw_row is None:
+        raw_row = RawMessage.create(
+            sha256=digest,
+            size=size,
+            headers_only=headers_only,
+            created_at=to_storage(app.clock.now()),
+        )
+    return Inbound.create(
+        raw=raw_row,
+        source=item.source,
+        received_at=to_storage(app.clock.now()),
+        imap_source=position.source if position else None,
+        imap_uidvalidity=position.uidvalidity if position else None,
+        imap_uid=position.uid if position else None,
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -156,6 +177,96 @@ def ingest(
     # message in memory, not two (too_large ones are processed from the headers kept).
     stored = None if inbound.raw.headers_only else raw
     return process_inbound(app, inbound, position=position, raw=stored)
+
+
+def ingest_batch(app: App, items: Sequence[Incoming]) -> list[IngestResult]:
+    """Store then process several messages with two commits (SPEC §2.3 group commit).
+
+    The raw rows commit together; then one transaction processes them all, each in
+    a savepoint of its own. A message that fails there is rolled back alone and,
+    after the batch committed, goes the one-at-a-time way (``process_inbound``:
+    retried, then quarantined), so it never takes the others with it. Raises only
+    StorageUnavailableError, and only when nothing of the batch was stored.
+    """
+    if not items:
+        return []
+    inbounds = store_inbound_batch(app, items)
+    results: list[IngestResult | None] = [None] * len(items)
+    todo: list[int] = []
+    for index, inbound in enumerate(inbounds):
+        if inbound.state != INBOUND_RECEIVED:  # re-fetched IMAP message already handled
+            results[index] = _result_of(inbound)
+        else:
+            todo.append(index)
+    started = app.clock.now()
+    alone: list[int] = []
+    if len(todo) == 1:
+        alone = todo
+    elif todo:
+        alone = _process_together(app, items, inbounds, todo, results)
+    for index in alone:
+        item, inbound = items[index], inbounds[index]
+        stored = None if inbound.raw.headers_only else item.raw
+        results[index] = process_inbound(app, inbound, position=item.position, raw=stored)
+    done = [r for r in results if r is not None]
+    assert len(done) == len(items)
+    processed_together = len(todo) - len(alone)
+    if processed_together:
+        app.metrics.batch_size.observe(processed_together)
+        for index in todo:
+            if index not in alone:
+                bound = structlog.contextvars.bound_contextvars(
+                    inbound_id=inbounds[index].id, source=items[index].source
+                )
+                with bound:
+                    _log_result(done[index], started, app, items[index].source, batched=True)
+    return done
+
+
+def _process_together(
+    app: App,
+    items: Sequence[Incoming],
+    inbounds: Sequence[Inbound],
+    todo: Sequence[int],
+    results: list[IngestResult | None],
+) -> list[int]:
+    """Process ``todo`` in one transaction, a savepoint each; return the indexes
+    left for the one-at-a-time path (failed here, or the whole batch on a
+    database error such as a deadlock between instances)."""
+    alone: list[int] = []
+    decided: dict[int, IngestResult] = {}
+    try:
+        with _transaction(app):
+            for index in todo:
+                item, inbound = items[index], inbounds[index]
+                raw = _load_raw(app, inbound) if inbound.raw.headers_only else item.raw
+                bound = structlog.contextvars.bound_contextvars(
+                    inbound_id=inbound.id, source=inbound.source
+                )
+                with bound:
+                    try:
+                        with app.db.atomic():  # a savepoint: this message alone rolls back
+                            query = Inbound.select().where(Inbound.id == inbound.id)
+                            if is_postgres(app.db):
+                                query = query.for_update()
+                            fresh = query.get()
+                            if fresh.state != INBOUND_RECEIVED:
+                                decided[index] = _result_of(fresh)
+                                continue
+                            decided[index] = _process_in_transaction(
+                                app, fresh, raw, item.position, app.clock.now()
+                            )
+                    except pw.OperationalError:
+                        raise
+                    except Exception as exc:  # retried alone after the commit
+                        log.info("message.batch_fallback", error=f"{type(exc).__name__}: {exc}")
+                        alone.append(index)
+    except (pw.OperationalError, StorageUnavailableError) as exc:
+        log.warning("batch.fallback", count=len(todo), error=str(exc))
+        return list(todo)
+    for index, result in decided.items():
+        results[index] = result
+    return alone
 
 
 def dry_run(app: App, raw: bytes, source: str = "ingest") -> IngestResult:
@@ -356,11 +467,14 @@ def _result_of(inbound: Inbound) -> IngestResult:
     )
 
 
-def _log_result(result: IngestResult, started: datetime, app: App, source: str) -> None:
+def _log_result(
+    result: IngestResult, started: datetime, app: App, source: str, *, batched: bool = False
+) -> None:
     seconds = (app.clock.now() - started).total_seconds()
     duration = seconds * 1000
     app.metrics.message_processed(result.outcome, source, seconds)
-    app.metrics.batch_size.observe(1)  # one message per commit until group commit lands
+    if not batched:
+        app.metrics.batch_size.observe(1)  # a batch observes its own size once
     log.info(
         "message.processed",
         message_id=result.message_id,
