@@ -15,7 +15,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import peewee
@@ -88,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     ql.add_argument("--json", action="store_true")
     qr = q_sub.add_parser("release", help="process a held or quarantined message now")
     qr.add_argument("id", type=int)
+
+    tk = sub.add_parser("tick", help="run the scheduler's due work once (SPEC §11)")
+    tk.add_argument("--now", metavar="ISO", help="the instant to run at (default: now)")
+    tk.add_argument("--dry-run", action="store_true", help="print what would happen")
+    tk.add_argument("--json", action="store_true")
     return parser
 
 
@@ -456,6 +461,50 @@ def cmd_run(
     return run_daemon(settings, env.clock)
 
 
+def cmd_tick(
+    args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
+) -> int:
+    from maild.scheduler import run_due
+
+    now = _parse_now(args.now) if args.now else env.clock.now()
+    app = env.open_app()
+    try:
+        result = run_due(app, now, dry_run=args.dry_run)
+        rows = [a.as_json() for a in result.actions]
+        if args.json:
+            _print_json(
+                {
+                    "now": now.isoformat(),
+                    "dry_run": args.dry_run,
+                    "skipped": result.skipped or None,
+                    "actions": rows,
+                },
+                out,
+            )
+        elif result.skipped:
+            print(result.skipped, file=out)
+        else:
+            verb = "would run" if args.dry_run else "ran"
+            for row in rows:
+                ticket = f"#{row['ticket']}" if row["ticket"] else "-"
+                print(f"{verb} {row['job']:<24} {ticket:<10} {row['detail']}", file=out)
+            if not rows:
+                print("nothing due", file=out)
+        return EX_OK
+    finally:
+        app.close()
+
+
+def _parse_now(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--now: {value!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise UsageError(f"--now: {value!r} needs an offset, e.g. 2026-11-24T10:00-03:00")
+    return moment.astimezone(UTC)
+
+
 _HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, TextIO, TextIO, CliEnv], int]] = {
     "check-config": cmd_check_config,
     "db": cmd_db,
@@ -464,6 +513,7 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, TextIO, TextIO, Cli
     "quarantine": cmd_quarantine,
     "ingest": cmd_ingest,
     "run": cmd_run,
+    "tick": cmd_tick,
 }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import peewee as pw
-from maild.storage.models import MODELS, Blob, BlobChunk, SchemaVersion
+from maild.storage.models import MODELS, Blob, BlobChunk, SchedulerMark, SchemaVersion, Ticket
 
 
 def _v1_initial(db: pw.Database) -> None:
@@ -36,10 +36,31 @@ def _v3_blob_store(db: pw.Database) -> None:
     db.create_tables([Blob, BlobChunk], safe=True)
 
 
+def _v4_scheduler(db: pw.Database) -> None:
+    # The scheduler's done-marks, and the ticket's SLA pause bookkeeping (SPEC §11).
+    from playhouse import migrate as schema
+
+    db.create_tables([SchedulerMark], safe=True)
+    have = {c.name for c in db.get_columns(Ticket._meta.table_name)}
+    migrator = schema.SchemaMigrator.from_database(db)
+    operations = [
+        migrator.add_column(Ticket._meta.table_name, name, Ticket._meta.fields[name])
+        for name in ("waiting_since", "sla_pauses")
+        if name not in have
+    ]
+    if operations:
+        schema.migrate(*operations)
+        # A ticket already waiting started its pause at its last change, near enough.
+        Ticket.update(waiting_since=Ticket.updated_at).where(
+            Ticket.status == "waiting_customer"
+        ).execute()
+
+
 MIGRATIONS: list[Callable[[pw.Database], None]] = [
     _v1_initial,
     _v2_ticket_lookup_indexes,
     _v3_blob_store,
+    _v4_scheduler,
 ]
 LATEST = len(MIGRATIONS)
 

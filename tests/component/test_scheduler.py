@@ -1,0 +1,219 @@
+"""The scheduler (SPEC §11) on SQLite and PostgreSQL, driven by an injected clock:
+each job a minute before, at and after its boundary, across a weekend and a
+Brazilian holiday, with lunch breaks and the SLA clock paused while waiting."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from maild.storage.models import Event, Outbox, SchedulerMark, Ticket, aware
+
+from maild.app import App
+from maild.clock import FrozenClock
+from maild.pipeline import ingest
+from maild.scheduler import next_due, run_due
+from tests.component.conftest import CUSTOMER, bodies, mail
+
+SP = ZoneInfo("America/Sao_Paulo")
+TICKET_JOBS = {
+    "first_response_warning",
+    "first_response_breach",
+    "resolution_warning",
+    "resolution_breach",
+    "reminder",
+    "autoresolve",
+    "autoclose",
+    "rating_reminder",
+}
+
+
+def at(clock: FrozenClock, *args: int) -> datetime:
+    clock.set(datetime(*args, tzinfo=SP).astimezone(UTC))
+    return clock.now()
+
+
+def tick(app: App, clock: FrozenClock, *args: int) -> list[tuple[str, int | None]]:
+    now = at(clock, *args)
+    result = run_due(app, now)
+    return [(a.job, a.ticket) for a in result.actions if a.job in TICKET_JOBS]
+
+
+def open_ticket(app: App, clock: FrozenClock, *args: int, subject: str = "Erro na NF-e") -> Ticket:
+    at(clock, *args)
+    result = ingest(app, mail(subject=subject))
+    assert result.outcome == "created"
+    return Ticket.get(Ticket.number == result.ticket)
+
+
+def agent_reply(app: App, clock: FrozenClock, ticket: Ticket, *args: int) -> None:
+    at(clock, *args)
+    raw = mail(
+        sender="ana@example.com",
+        sender_name="Ana",
+        subject=f"[#{ticket.number}] Re: x",
+        body="Pode enviar o XML da nota?\n",
+    )
+    assert ingest(app, raw).outcome == "appended"
+
+
+def customer_reply(app: App, clock: FrozenClock, ticket: Ticket, *args: int) -> None:
+    at(clock, *args)
+    raw = mail(subject=f"[#{ticket.number}] Re: x", body="Segue o XML.\n")
+    assert ingest(app, raw).outcome == "appended"
+
+
+def local(value: datetime | None) -> datetime:
+    moment = aware(value)
+    assert moment is not None
+    return moment.astimezone(SP).replace(tzinfo=None)
+
+
+@pytest.fixture
+def sched_app(make_app, database_url: str) -> App:
+    return make_app(
+        database_url, digest={"enabled": False}, sla={"escalate_to": ["gerente@example.com"]}
+    )
+
+
+def test_first_response_warning_then_breach_at_their_minute(
+    sched_app: App, clock: FrozenClock
+) -> None:
+    t = open_ticket(sched_app, clock, 2026, 11, 24, 10, 0)  # Tuesday; due 14:00, warn 13:00
+    assert local(t.first_response_due) == datetime(2026, 11, 24, 14, 0)
+    assert tick(sched_app, clock, 2026, 11, 24, 12, 59) == []
+    assert tick(sched_app, clock, 2026, 11, 24, 13, 0) == [("first_response_warning", t.number)]
+    assert tick(sched_app, clock, 2026, 11, 24, 13, 1) == []
+    assert tick(sched_app, clock, 2026, 11, 24, 13, 59) == []
+    assert tick(sched_app, clock, 2026, 11, 24, 14, 0) == [("first_response_breach", t.number)]
+    assert tick(sched_app, clock, 2026, 11, 24, 14, 1) == []
+    warning = Outbox.get(Outbox.template == "sla_warning")
+    assert warning.recipients == ["ana@example.com"]
+    text, _html = bodies(warning)
+    assert "terça-feira, 24/11/2026 às 14:00" in text
+    escalation = Outbox.get(Outbox.template == "sla_escalation")
+    assert sorted(escalation.recipients) == ["ana@example.com", "gerente@example.com"]
+    breaches = list(Event.select().where(Event.kind == "sla_breached"))
+    assert [e.data["sla"] for e in breaches] == ["first_response"]
+
+
+def test_an_agent_reply_meets_the_first_response(sched_app: App, clock: FrozenClock) -> None:
+    t = open_ticket(sched_app, clock, 2026, 11, 24, 10, 0)
+    agent_reply(sched_app, clock, t, 2026, 11, 24, 12, 0)
+    assert tick(sched_app, clock, 2026, 11, 24, 15, 0) == []
+    assert (
+        not Outbox.select().where(Outbox.template.in_(["sla_warning", "sla_escalation"])).exists()
+    )
+
+
+def test_weekend_and_holiday_do_not_count(sched_app: App, clock: FrozenClock) -> None:
+    # Thursday 19/11 16:30; Friday 20/11 is Consciência Negra (national since 2024):
+    # one hour on Thursday, then Monday 08:30 + 3h.
+    t = open_ticket(sched_app, clock, 2026, 11, 19, 16, 30)
+    assert local(t.first_response_due) == datetime(2026, 11, 23, 11, 30)
+    assert tick(sched_app, clock, 2026, 11, 20, 12, 0) == []
+    # The warning hour before Monday 11:30 is Monday 10:30.
+    assert tick(sched_app, clock, 2026, 11, 23, 10, 29) == []
+    assert tick(sched_app, clock, 2026, 11, 23, 10, 30) == [("first_response_warning", t.number)]
+    assert tick(sched_app, clock, 2026, 11, 23, 11, 30) == [("first_response_breach", t.number)]
+
+
+def test_warning_across_the_night(sched_app: App, clock: FrozenClock) -> None:
+    # Opened Monday 16:00: due Tuesday 11:00 (1h30 Monday + 2h30 Tuesday), warned 10:00.
+    t = open_ticket(sched_app, clock, 2026, 11, 23, 16, 0)
+    assert local(t.first_response_due) == datetime(2026, 11, 24, 11, 0)
+    assert tick(sched_app, clock, 2026, 11, 24, 9, 59) == []
+    assert tick(sched_app, clock, 2026, 11, 24, 10, 0) == [("first_response_warning", t.number)]
+
+
+def test_lunch_break_does_not_count(make_app, clock: FrozenClock) -> None:
+    app = make_app(digest={"enabled": False}, business_hours={"breaks": ["12:00-13:30"]})
+    t = open_ticket(app, clock, 2026, 11, 24, 10, 0)
+    # 10:00-12:00 is 2h; 13:30 + 2h = 15:30. The warning hour: 14:30.
+    assert local(t.first_response_due) == datetime(2026, 11, 24, 15, 30)
+    assert tick(app, clock, 2026, 11, 24, 14, 29) == []
+    assert tick(app, clock, 2026, 11, 24, 14, 30) == [("first_response_warning", t.number)]
+
+
+def test_waiting_pauses_the_resolution_clock(sched_app: App, clock: FrozenClock) -> None:
+    t = open_ticket(sched_app, clock, 2026, 11, 24, 10, 0)
+    assert local(t.resolution_due) == datetime(2026, 12, 2, 10, 0)  # 6 business days
+    agent_reply(sched_app, clock, t, 2026, 11, 24, 10, 30)  # waiting_customer from here
+    customer_reply(sched_app, clock, t, 2026, 11, 26, 10, 30)  # 2 business days (18h) later
+    run_due(sched_app, at(clock, 2026, 11, 26, 10, 31))
+    t = Ticket.get_by_id(t.id)
+    assert t.sla_pauses == []
+    assert local(t.resolution_due) == datetime(2026, 12, 4, 10, 0)
+    # Warned an hour before the moved due time, not before the first one.
+    assert tick(sched_app, clock, 2026, 12, 2, 9, 0) == []
+    assert tick(sched_app, clock, 2026, 12, 4, 8, 59) == []
+    assert tick(sched_app, clock, 2026, 12, 4, 9, 0) == [("resolution_warning", t.number)]
+    assert tick(sched_app, clock, 2026, 12, 4, 10, 0) == [("resolution_breach", t.number)]
+
+
+def test_no_pause_when_disabled(make_app, database_url: str, clock: FrozenClock) -> None:
+    app = make_app(database_url, digest={"enabled": False}, sla={"pause_while_waiting": False})
+    t = open_ticket(app, clock, 2026, 11, 24, 10, 0)
+    agent_reply(app, clock, t, 2026, 11, 24, 10, 30)
+    customer_reply(app, clock, t, 2026, 11, 26, 10, 30)
+    assert tick(app, clock, 2026, 12, 2, 9, 0) == [("resolution_warning", t.number)]
+
+
+def test_silent_customer_reminded_then_resolved_then_closed(
+    sched_app: App, clock: FrozenClock
+) -> None:
+    t = open_ticket(sched_app, clock, 2026, 11, 24, 10, 0)
+    agent_reply(sched_app, clock, t, 2026, 11, 24, 10, 30)
+    # 3 business days waiting: Friday 27/11 10:30.
+    assert tick(sched_app, clock, 2026, 11, 27, 10, 29) == []
+    assert tick(sched_app, clock, 2026, 11, 27, 10, 30) == [("reminder", t.number)]
+    reminder = Outbox.get(Outbox.template == "customer_reminder")
+    assert reminder.recipients == [CUSTOMER]
+    assert "quinta-feira, 03/12/2026 às 10:30" in bodies(reminder)[0]
+    assert tick(sched_app, clock, 2026, 11, 27, 10, 31) == []
+    # 4 more business days: Thursday 03/12 10:30.
+    assert tick(sched_app, clock, 2026, 12, 3, 10, 29) == []
+    assert tick(sched_app, clock, 2026, 12, 3, 10, 30) == [("autoresolve", t.number)]
+    assert Ticket.get_by_id(t.id).status == "resolved"
+    resolved = Outbox.get(Outbox.template == "autoresolved")
+    assert "?rate=5" in bodies(resolved)[0]
+    # The rating reminder two days later, once.
+    assert tick(sched_app, clock, 2026, 12, 5, 10, 29) == []
+    assert tick(sched_app, clock, 2026, 12, 5, 10, 30) == [("rating_reminder", t.number)]
+    assert tick(sched_app, clock, 2026, 12, 6, 10, 30) == []
+    # Closed seven days after the resolution, without mail.
+    sent = Outbox.select().count()
+    assert tick(sched_app, clock, 2026, 12, 10, 10, 29) == []
+    assert tick(sched_app, clock, 2026, 12, 10, 10, 30) == [("autoclose", t.number)]
+    assert Ticket.get_by_id(t.id).status == "closed"
+    assert Outbox.select().count() == sent
+
+
+def test_a_customer_answer_stops_the_reminder(sched_app: App, clock: FrozenClock) -> None:
+    t = open_ticket(sched_app, clock, 2026, 11, 24, 10, 0)
+    agent_reply(sched_app, clock, t, 2026, 11, 24, 10, 30)
+    customer_reply(sched_app, clock, t, 2026, 11, 26, 9, 0)
+    assert [j for j, _ in tick(sched_app, clock, 2026, 11, 27, 10, 30)] == []
+
+
+def test_dry_run_changes_nothing(sched_app: App, clock: FrozenClock) -> None:
+    t = open_ticket(sched_app, clock, 2026, 11, 24, 10, 0)
+    before = (Outbox.select().count(), Event.select().count(), SchedulerMark.select().count())
+    result = run_due(sched_app, at(clock, 2026, 11, 24, 14, 0), dry_run=True)
+    assert [(a.job, a.ticket) for a in result.actions if a.job in TICKET_JOBS] == [
+        ("first_response_breach", t.number)
+    ]
+    after = (Outbox.select().count(), Event.select().count(), SchedulerMark.select().count())
+    assert after == before
+
+
+def test_next_due_is_the_nearest_step(sched_app: App, clock: FrozenClock) -> None:
+    open_ticket(sched_app, clock, 2026, 11, 24, 10, 20)  # warning 13:20, breach 14:20
+    now = at(clock, 2026, 11, 24, 10, 25)
+    assert next_due(sched_app, now) == datetime(2026, 11, 24, 11, 0, tzinfo=SP)  # housekeeping
+    now = at(clock, 2026, 11, 24, 13, 5)
+    run_due(sched_app, now)
+    assert next_due(sched_app, now) == datetime(2026, 11, 24, 13, 20, tzinfo=SP)
+    run_due(sched_app, at(clock, 2026, 11, 24, 13, 20))
+    assert next_due(sched_app, clock.now()) == datetime(2026, 11, 24, 14, 0, tzinfo=SP)
