@@ -131,9 +131,10 @@ def _plans(app: App, policy: Policy, now: datetime) -> list[tuple[Ticket, list[S
 
 
 def next_due(app: App, now: datetime) -> datetime | None:
-    """The earliest instant after ``now`` at which some step falls due."""
+    """The earliest instant at which some step falls due: after ``now``, or at or
+    before it when a step is still owed (left to the next pass)."""
     policy = policy_for(app)
-    times = [s.at for _t, steps in _plans(app, policy, now) for s in steps if s.at > now]
+    times = [s.at for _t, steps in _plans(app, policy, now) for s in steps]
     times.extend(t for t in (_next_digest(app, now), _next_housekeeping(now)) if t is not None)
     return min(times) if times else None
 

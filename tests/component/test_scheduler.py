@@ -217,3 +217,42 @@ def test_next_due_is_the_nearest_step(sched_app: App, clock: FrozenClock) -> Non
     assert next_due(sched_app, now) == datetime(2026, 11, 24, 13, 20, tzinfo=SP)
     run_due(sched_app, at(clock, 2026, 11, 24, 13, 20))
     assert next_due(sched_app, clock.now()) == datetime(2026, 11, 24, 14, 0, tzinfo=SP)
+
+
+def test_the_daemon_runs_what_is_due_and_sleeps_until_the_next(
+    app: App, clock: FrozenClock
+) -> None:
+    import asyncio
+
+    from maild.daemon import Daemon
+
+    t = open_ticket(app, clock, 2026, 11, 24, 10, 0)
+    at(clock, 2026, 11, 24, 13, 0)  # the warning is due; the breach at 14:00
+    daemon = Daemon(app)
+
+    def templates() -> list[str]:
+        return [r.template for r in Outbox.select().where(Outbox.ticket == t.id)]
+
+    async def scenario() -> None:
+        daemon._loop = asyncio.get_running_loop()
+        daemon._stopping = asyncio.Event()
+        daemon._wake_sender = asyncio.Event()
+        daemon._wake_scheduler = asyncio.Event()
+        task = asyncio.create_task(daemon.scheduler_loop())
+        for _ in range(200):
+            if "sla_warning" in await asyncio.to_thread(templates):
+                break
+            await asyncio.sleep(0.05)
+        assert "sla_escalation" not in await asyncio.to_thread(templates)
+        at(clock, 2026, 11, 24, 14, 0)
+        daemon.wake_sender()  # a commit elsewhere: the scheduler looks again
+        for _ in range(200):
+            if "sla_escalation" in await asyncio.to_thread(templates):
+                break
+            await asyncio.sleep(0.05)
+        daemon.request_stop()
+        await asyncio.wait_for(task, 10)
+
+    asyncio.run(scenario())
+    assert templates().count("sla_warning") == 1
+    assert templates().count("sla_escalation") == 1
