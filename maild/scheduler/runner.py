@@ -239,14 +239,14 @@ def _sla_warning(app: App, ticket: Ticket, step: Step, now: datetime) -> str:
     kind = step.job.removesuffix("_warning")
     store.add_event(ticket, "sla_warning", "system", now, sla=kind, due=_iso(step.due))
     mail.sla_mail(app, ticket, "sla_warning", kind, step, now)
-    return f"{kind} due {_iso(step.due)}"
+    return f"{kind} due {_desk_time(app, step.due)}"
 
 
 def _sla_breach(app: App, ticket: Ticket, step: Step, now: datetime) -> str:
     kind = step.job.removesuffix("_breach")
     store.add_event(ticket, "sla_breached", "system", now, sla=kind, due=_iso(step.due))
     mail.sla_mail(app, ticket, "sla_escalation", kind, step, now)
-    return f"{kind} was due {_iso(step.due)}"
+    return f"{kind} was due {_desk_time(app, step.due)}"
 
 
 def _reminder(app: App, ticket: Ticket, step: Step, now: datetime) -> str:
@@ -285,6 +285,12 @@ _STEPS = {
     "autoclose": _autoclose,
     "rating_reminder": _rating_reminder,
 }
+
+
+def _desk_time(app: App, value: datetime | None) -> str:
+    if value is None:
+        return ""
+    return value.astimezone(calendar_for(app.settings).tz).isoformat(timespec="minutes")
 
 
 def _iso(value: datetime | None) -> str | None:

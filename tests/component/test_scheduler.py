@@ -256,3 +256,56 @@ def test_the_daemon_runs_what_is_due_and_sleeps_until_the_next(
     asyncio.run(scenario())
     assert templates().count("sla_warning") == 1
     assert templates().count("sla_escalation") == 1
+
+
+def test_v4_migration_adds_the_clock_columns_to_an_existing_database(
+    sched_app: App, clock: FrozenClock
+) -> None:
+    from maild.storage.migrations import LATEST, migrate
+    from maild.storage.models import SchemaVersion
+    from playhouse import migrate as schema
+
+    t = open_ticket(sched_app, clock, 2026, 11, 24, 10, 0)
+    agent_reply(sched_app, clock, t, 2026, 11, 24, 10, 30)
+    db = sched_app.db
+    # Back to a version 3 database: no marks table, no clock columns.
+    migrator = schema.SchemaMigrator.from_database(db)
+    schema.migrate(
+        migrator.drop_column("ticket", "waiting_since"),
+        migrator.drop_column("ticket", "sla_pauses"),
+    )
+    db.drop_tables([SchedulerMark])
+    SchemaVersion.delete().where(SchemaVersion.version > 3).execute()
+    assert migrate(db) == (3, LATEST)
+    t = Ticket.get_by_id(t.id)
+    assert t.sla_pauses == []
+    assert local(t.waiting_since) == datetime(2026, 11, 24, 10, 30)  # its last change
+    assert tick(sched_app, clock, 2026, 11, 27, 10, 30) == [("reminder", t.number)]
+
+
+def test_tick_command(sched_app: App, clock: FrozenClock, write_config, cli) -> None:
+    import json
+
+    if "Postgres" in type(sched_app.db).__name__:
+        pytest.skip("the in-process CLI helper runs on SQLite")
+    t = open_ticket(sched_app, clock, 2026, 11, 24, 10, 0)
+    config = write_config(sched_app, digest={"enabled": False})
+    code, out, err = cli(
+        sched_app, config, "tick", "--now", "2026-11-24T14:00:00-03:00", "--dry-run"
+    )
+    assert code == 0, err
+    assert f"would run first_response_breach    #{t.number}" in out
+    assert "first_response was due 2026-11-24T14:00-03:00" in out
+    assert not Outbox.select().where(Outbox.template == "sla_escalation").exists()
+    code, out, err = cli(sched_app, config, "tick", "--now", "2026-11-24T14:00:00-03:00", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["dry_run"] is False
+    assert {
+        "job": "first_response_breach",
+        "ticket": t.number,
+        "detail": data["actions"][0]["detail"],
+    } in data["actions"]
+    assert Outbox.select().where(Outbox.template == "sla_escalation").count() == 1
+    code, out, err = cli(sched_app, config, "tick", "--now", "2026-11-24T14:00")
+    assert code == 1 and "needs an offset" in err
