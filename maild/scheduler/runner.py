@@ -345,7 +345,8 @@ def _run_digest(app: App, now: datetime, result: TickResult) -> None:
             except pw.IntegrityError:
                 continue
             count = mail.digest(app, agent, key, now)
-        result.actions.append(Action("digest", None, f"{agent.email}: {count} ticket(s)"))
+        if count:  # an agent with nothing open gets no mail
+            result.actions.append(Action("digest", None, f"{agent.email}: {count} ticket(s)"))
 
 
 def _next_housekeeping(now: datetime) -> datetime:

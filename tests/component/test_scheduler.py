@@ -309,3 +309,29 @@ def test_tick_command(sched_app: App, clock: FrozenClock, write_config, cli) -> 
     assert Outbox.select().where(Outbox.template == "sla_escalation").count() == 1
     code, out, err = cli(sched_app, config, "tick", "--now", "2026-11-24T14:00")
     assert code == 1 and "needs an offset" in err
+
+
+def test_morning_digest_breached_first_then_by_arrival(
+    make_app, database_url: str, clock: FrozenClock
+) -> None:
+    app = make_app(database_url)
+
+    def digests(*args: int) -> list[str]:
+        result = run_due(app, at(clock, *args))
+        return [a.detail for a in result.actions if a.job == "digest"]
+
+    older = open_ticket(app, clock, 2026, 11, 19, 10, 0, subject="Boleto duplicado")
+    agent_reply(app, clock, older, 2026, 11, 19, 11, 0)
+    customer_reply(app, clock, older, 2026, 11, 19, 12, 0)
+    newer = open_ticket(app, clock, 2026, 11, 23, 9, 0, subject="Sistema fora do ar")
+    assert digests(2026, 11, 23, 14, 0) == ["ana@example.com: 2 ticket(s)"]  # Monday's
+    assert digests(2026, 11, 24, 8, 29) == []
+    assert digests(2026, 11, 24, 8, 30) == ["ana@example.com: 2 ticket(s)"]
+    assert digests(2026, 11, 24, 9, 0) == []
+    assert digests(2026, 11, 28, 8, 30) == []  # Saturday
+    rows = list(Outbox.select().where(Outbox.template == "agent_digest").order_by(Outbox.id))
+    assert [r.recipients for r in rows] == [["ana@example.com"], ["ana@example.com"]]
+    text, html = bodies(rows[-1])
+    assert text.index(f"[#{newer.number}]") < text.index(f"[#{older.number}]")
+    assert f"[PRAZO ESTOURADO] [#{newer.number}]" in text
+    assert "Prazo estourado" in html
