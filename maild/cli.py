@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     tl.add_argument("--department")
     tl.add_argument("--requester")
     tl.add_argument("--month", metavar="YYYY-MM")
+    tl.add_argument("--overdue", action="store_true", help="past an SLA due time")
     tl.add_argument("--json", action="store_true")
     ts = t_sub.add_parser("show", help="one ticket with its thread and events")
     ts.add_argument("number", type=int)
@@ -93,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     tk.add_argument("--now", metavar="ISO", help="the instant to run at (default: now)")
     tk.add_argument("--dry-run", action="store_true", help="print what would happen")
     tk.add_argument("--json", action="store_true")
+
+    rp = sub.add_parser("report", help="a month per department: volumes, SLA, times, ratings")
+    rp.add_argument("--month", metavar="YYYY-MM", help="default: this month")
+    rp.add_argument("--department")
+    rp.add_argument("--json", action="store_true")
     return parser
 
 
@@ -319,12 +325,27 @@ def cmd_tickets(
                 requester=args.requester,
                 month=month,
             )
-            rows = [queries.ticket_json(t, settings.daemon.base_url, app.tz) for t in tickets]
+            from maild.scheduler.runner import due_summary
+
+            now = env.clock.now()
+            rows = [
+                queries.ticket_json(t, settings.daemon.base_url, app.tz) | due_summary(app, t, now)
+                for t in tickets
+            ]
+            if args.overdue:
+                rows = [r for r in rows if r["overdue"]]
             if args.json:
                 _print_json(rows, out)
             else:
                 for row in rows:
                     row["created_at"] = _short_time(row["created_at"])
+                    due = min(
+                        (d for d in (row["first_response_due"], row["resolution_due"]) if d),
+                        default=None,
+                    )
+                    row["due"] = (
+                        f"{_short_time(due)}{' OVERDUE' if row['overdue'] else ''}" if due else None
+                    )
                 _print_table(
                     rows,
                     [
@@ -334,6 +355,7 @@ def cmd_tickets(
                         ("department", "DEPT"),
                         ("requester", "REQUESTER"),
                         ("created_at", "CREATED"),
+                        ("due", "DUE"),
                         ("message_count", "MSGS"),
                         ("subject", "SUBJECT"),
                     ],
@@ -345,7 +367,11 @@ def cmd_tickets(
         if ticket is None:
             raise UsageError(f"no ticket {args.number}")
         if args.tickets_command == "show":
-            data = queries.ticket_detail_json(ticket, settings.daemon.base_url, app.tz)
+            from maild.scheduler.runner import due_summary
+
+            detail = queries.ticket_detail_json(ticket, settings.daemon.base_url, app.tz)
+            thread_events = {k: detail.pop(k) for k in ("thread", "events")}
+            data = detail | due_summary(app, ticket, env.clock.now()) | thread_events
             if args.json:
                 _print_json(data, out)
             else:
@@ -505,6 +531,47 @@ def _parse_now(value: str) -> datetime:
     return moment.astimezone(UTC)
 
 
+def cmd_report(
+    args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
+) -> int:
+    from maild.business_time import calendar_for
+    from maild.scheduler.report import Month, build_report, report_rows
+
+    if args.month:
+        start, _end = _month_range(args.month)
+        month = Month(start.year, start.month)
+    else:
+        local = env.clock.now().astimezone(calendar_for(settings).tz)
+        month = Month(local.year, local.month)
+    if args.department and settings.department(args.department) is None:
+        raise UsageError(f"--department: no department {args.department!r}")
+    app = env.open_app()
+    try:
+        report = build_report(app, month, args.department)
+    finally:
+        app.close()
+    if args.json:
+        _print_json(report, out)
+        return EX_OK
+    print(f"{month.label} ({settings.daemon.timezone}; times in business hours)", file=out)
+    _print_table(
+        report_rows(report),
+        [
+            ("department", "DEPT"),
+            ("opened", "OPENED"),
+            ("resolved", "RESOLVED"),
+            ("first", "1ST RESP MED/P90"),
+            ("resolution", "RESOLUTION MED/P90"),
+            ("sla", "SLA OK"),
+            ("ratings", "RATINGS"),
+            ("dist", "1-5"),
+        ],
+        out,
+        empty="no departments",
+    )
+    return EX_OK
+
+
 _HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, TextIO, TextIO, CliEnv], int]] = {
     "check-config": cmd_check_config,
     "db": cmd_db,
@@ -514,6 +581,7 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, TextIO, TextIO, Cli
     "ingest": cmd_ingest,
     "run": cmd_run,
     "tick": cmd_tick,
+    "report": cmd_report,
 }
 
 
@@ -571,6 +639,8 @@ def _print_ticket(data: dict[str, Any], out: TextIO) -> None:
         "assignee",
         "created_at",
         "updated_at",
+        "first_response_due",
+        "resolution_due",
         "link",
     ):
         print(f"  {key:<11} {_cell(data[key], 100)}", file=out)

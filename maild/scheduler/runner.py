@@ -400,3 +400,24 @@ def format_local(app: App, value: datetime | None) -> str:
     if value is None:
         return ""
     return format_due(value.astimezone(calendar_for(app.settings).tz), app.settings.daemon.language)
+
+
+def due_summary(app: App, ticket: Ticket, now: datetime) -> dict[str, Any]:
+    """A ticket's SLA due times as listings show them: ``first_response_due`` until
+    the first agent reply, ``resolution_due`` while the ticket is active (ISO 8601
+    in the desk's time zone, moved by waiting periods), and ``overdue``."""
+    from maild.scheduler.plan import effective_due
+
+    policy = policy_for(app)
+    met = bool(_agent_replied([ticket.id]))
+    state = _state(ticket, met)
+    active = ticket.status in ACTIVE
+    first = effective_due(policy, state.first_response_due, state, now)
+    first = first if active and not met else None
+    resolution = effective_due(policy, state.resolution_due, state, now) if active else None
+    tz = policy.calendar.tz
+    return {
+        "first_response_due": first.astimezone(tz).isoformat() if first else None,
+        "resolution_due": resolution.astimezone(tz).isoformat() if resolution else None,
+        "overdue": any(d is not None and d <= now for d in (first, resolution)),
+    }

@@ -335,3 +335,78 @@ def test_morning_digest_breached_first_then_by_arrival(
     assert text.index(f"[#{newer.number}]") < text.index(f"[#{older.number}]")
     assert f"[PRAZO ESTOURADO] [#{newer.number}]" in text
     assert "Prazo estourado" in html
+
+
+def test_tickets_list_overdue_and_due_times(
+    app: App, clock: FrozenClock, write_config, cli
+) -> None:
+    import json
+
+    late = open_ticket(app, clock, 2026, 11, 24, 9, 0, subject="Atrasado")  # due 13:00
+    answered = open_ticket(app, clock, 2026, 11, 24, 9, 30, subject="Respondido")
+    agent_reply(app, clock, answered, 2026, 11, 24, 10, 0)
+    fresh = open_ticket(app, clock, 2026, 11, 24, 12, 0, subject="Novo")  # due 16:00
+    at(clock, 2026, 11, 24, 13, 30)
+    config = write_config(app)
+    code, out, err = cli(app, config, "tickets", "list", "--json")
+    assert code == 0, err
+    rows = {r["number"]: r for r in json.loads(out)}
+    assert rows[late.number]["first_response_due"] == "2026-11-24T13:00:00-03:00"
+    assert rows[late.number]["overdue"] is True
+    assert rows[answered.number]["first_response_due"] is None
+    # waiting since 10:00: the 3h30 paused so far move it from 09:30 to 13:00
+    assert rows[answered.number]["resolution_due"] == "2026-12-02T13:00:00-03:00"
+    assert rows[fresh.number]["overdue"] is False
+    code, out, err = cli(app, config, "tickets", "list", "--overdue", "--json")
+    assert [r["number"] for r in json.loads(out)] == [late.number]
+    code, out, err = cli(app, config, "tickets", "list", "--overdue")
+    assert "2026-11-24 13:00 OVERDUE" in out
+    code, out, err = cli(app, config, "tickets", "show", str(fresh.number), "--json")
+    assert json.loads(out)["first_response_due"] == "2026-11-24T16:00:00-03:00"
+
+
+def test_report_for_a_month(app: App, clock: FrozenClock, write_config, cli) -> None:
+    import json
+
+    from maild.web.data import rate_ticket
+
+    a = open_ticket(app, clock, 2026, 11, 23, 9, 0, subject="Um")
+    agent_reply(app, clock, a, 2026, 11, 23, 10, 0)  # 1h
+    b = open_ticket(app, clock, 2026, 11, 23, 16, 30, subject="Dois")
+    agent_reply(app, clock, b, 2026, 11, 24, 9, 30)  # 1h Monday + 1h Tuesday = 2h
+    c = open_ticket(app, clock, 2026, 11, 24, 9, 0, subject="Três")  # breached at 13:00
+    run_due(app, at(clock, 2026, 11, 24, 13, 0))
+    # b resolved by the agent, then rated 4 by the customer.
+    at(clock, 2026, 11, 24, 11, 30)
+    raw = mail(
+        sender="ana@example.com",
+        sender_name="Ana",
+        subject=f"[#{b.number}] Re: x",
+        body="#status resolved\nResolvido.\n",
+    )
+    assert ingest(app, raw).outcome == "appended"
+    b = Ticket.get_by_id(b.id)
+    assert rate_ticket(app, str(b.number), b.access_key, "4", "") is not None
+    config = write_config(app)
+    code, out, err = cli(app, config, "report", "--month", "2026-11", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["month"] == "2026-11"
+    suporte = next(d for d in report["departments"] if d["department"] == "suporte")
+    assert suporte["opened"] == 3 and suporte["resolved"] == 1
+    assert suporte["first_response_hours"] == {"count": 2, "median": 1.5, "p90": 2.0}
+    assert suporte["resolution_hours"] == {"count": 1, "median": 4.0, "p90": 4.0}
+    assert suporte["sla_breached"] == 1
+    assert suporte["sla_compliance_percent"] == 66.7
+    assert suporte["ratings"] == {
+        "count": 1,
+        "mean": 4.0,
+        "distribution": {"1": 0, "2": 0, "3": 0, "4": 1, "5": 0},
+    }
+    assert c.number  # opened, unanswered
+    code, out, err = cli(app, config, "report", "--month", "2026-11")
+    assert code == 0, err
+    assert out.splitlines()[1].split()[:3] == ["DEPT", "OPENED", "RESOLVED"]
+    assert "66.7%" in out
+    code, out, err = cli(app, config, "report", "--department", "juridico")
+    assert code == 1 and "no department" in err
