@@ -402,10 +402,9 @@ def format_local(app: App, value: datetime | None) -> str:
     return format_due(value.astimezone(calendar_for(app.settings).tz), app.settings.daemon.language)
 
 
-def due_summary(app: App, ticket: Ticket, now: datetime) -> dict[str, Any]:
-    """A ticket's SLA due times as listings show them: ``first_response_due`` until
-    the first agent reply, ``resolution_due`` while the ticket is active (ISO 8601
-    in the desk's time zone, moved by waiting periods), and ``overdue``."""
+def due_times(app: App, ticket: Ticket, now: datetime) -> tuple[datetime | None, datetime | None]:
+    """(first-response due, resolution due) still ahead of the ticket, moved by its
+    waiting periods; None once met (first agent reply; resolution)."""
     from maild.scheduler.plan import effective_due
 
     policy = policy_for(app)
@@ -413,9 +412,16 @@ def due_summary(app: App, ticket: Ticket, now: datetime) -> dict[str, Any]:
     state = _state(ticket, met)
     active = ticket.status in ACTIVE
     first = effective_due(policy, state.first_response_due, state, now)
-    first = first if active and not met else None
-    resolution = effective_due(policy, state.resolution_due, state, now) if active else None
-    tz = policy.calendar.tz
+    resolution = effective_due(policy, state.resolution_due, state, now)
+    return (first if active and not met else None), (resolution if active else None)
+
+
+def due_summary(app: App, ticket: Ticket, now: datetime) -> dict[str, Any]:
+    """A ticket's SLA due times as listings show them: ``first_response_due`` until
+    the first agent reply, ``resolution_due`` while the ticket is active (ISO 8601
+    in the desk's time zone, moved by waiting periods), and ``overdue``."""
+    first, resolution = due_times(app, ticket, now)
+    tz = calendar_for(app.settings).tz
     return {
         "first_response_due": first.astimezone(tz).isoformat() if first else None,
         "resolution_due": resolution.astimezone(tz).isoformat() if resolution else None,

@@ -112,6 +112,8 @@ class PageView:
     reply_mode: str | None  # None: replies are refused; the page offers a new ticket
     can_close: bool
     can_rate: bool
+    first_response_due: datetime | None = None  # SPEC §11: shown while ahead
+    resolution_due: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -260,7 +262,15 @@ def load_page(app: App, number_text: str, key: str) -> PageView | None:
         ),
         can_close=ticket.status not in DONE_STATUSES,
         can_rate=ticket.status in DONE_STATUSES,
+        **_due_times(app, ticket),
     )
+
+
+def _due_times(app: App, ticket: Ticket) -> dict[str, datetime | None]:
+    from maild.scheduler.runner import due_times
+
+    first, resolution = due_times(app, ticket, app.clock.now())
+    return {"first_response_due": first, "resolution_due": resolution}
 
 
 def load_attachment(app: App, number_text: str, key: str, attachment_text: str) -> FileData | None:

@@ -410,3 +410,16 @@ def test_report_for_a_month(app: App, clock: FrozenClock, write_config, cli) -> 
     assert "66.7%" in out
     code, out, err = cli(app, config, "report", "--department", "juridico")
     assert code == 1 and "no department" in err
+
+
+def test_ticket_page_shows_due_times(app: App, clock: FrozenClock) -> None:
+    from maild.web.data import load_page
+
+    t = open_ticket(app, clock, 2026, 11, 24, 10, 0)
+    page = load_page(app, str(t.number), t.access_key)
+    assert page is not None
+    assert page.first_response_due == datetime(2026, 11, 24, 14, 0, tzinfo=SP)
+    assert page.resolution_due == datetime(2026, 12, 2, 10, 0, tzinfo=SP)
+    agent_reply(app, clock, t, 2026, 11, 24, 11, 0)
+    page = load_page(app, str(t.number), t.access_key)
+    assert page is not None and page.first_response_due is None
