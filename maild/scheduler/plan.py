@@ -176,11 +176,14 @@ def plan(
 
 def due_steps(steps: Sequence[Step], now: datetime) -> list[Step]:
     """The steps to run at ``now``. A warning whose breach is due as well is not sent:
-    the breach says more (a daemon that was down wakes past both)."""
+    the breach says more (a daemon that was down wakes past both); nor is a rating
+    reminder for a ticket that is being closed (resolved long before an upgrade)."""
     due = [s for s in steps if s.at <= now]
     breached = {s.job.removesuffix("_breach") for s in due if s.job.endswith("_breach")}
+    closing = any(s.job == "autoclose" for s in due)
     return [
         s
         for s in due
         if not (s.job.endswith("_warning") and s.job.removesuffix("_warning") in breached)
+        and not (closing and s.job == "rating_reminder")
     ]
