@@ -317,6 +317,10 @@ def _common(language: str, *, with_ticket: bool = True) -> dict[str, Any]:
             "department": "Suporte" if language == "pt_BR" else "Support",
             "link": "https://suporte.example.com/t/592110/q8Zr3kVhT1mNcA7yLpW0sE",
             "created_at": "16/11/2026 09:12" if language == "pt_BR" else "16 Nov 2026 09:12",
+            "first_response_due": "16/11/2026 13:12"
+            if language == "pt_BR"
+            else "16 Nov 2026 13:12",
+            "resolution_due": "24/11/2026 09:12" if language == "pt_BR" else "24 Nov 2026 09:12",
         }
     return {
         "instance": "Acme Suporte",

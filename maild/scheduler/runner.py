@@ -23,6 +23,7 @@ import structlog
 
 from maild.app import App
 from maild.business_time import calendar_for, format_due, is_business_day
+from maild.config import Settings
 from maild.scheduler import mail
 from maild.scheduler.plan import ACTIVE, Policy, Step, TicketState, due_steps, plan
 from maild.storage import tickets as store
@@ -405,9 +406,15 @@ def format_local(app: App, value: datetime | None) -> str:
 def due_times(app: App, ticket: Ticket, now: datetime) -> tuple[datetime | None, datetime | None]:
     """(first-response due, resolution due) still ahead of the ticket, moved by its
     waiting periods; None once met (first agent reply; resolution)."""
+    return due_times_for(app.settings, ticket, now)
+
+
+def due_times_for(
+    settings: Settings, ticket: Ticket, now: datetime
+) -> tuple[datetime | None, datetime | None]:
     from maild.scheduler.plan import effective_due
 
-    policy = policy_for(app)
+    policy = Policy.from_settings(settings, calendar_for(settings))
     met = bool(_agent_replied([ticket.id]))
     state = _state(ticket, met)
     active = ticket.status in ACTIVE

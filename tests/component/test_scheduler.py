@@ -423,3 +423,17 @@ def test_ticket_page_shows_due_times(app: App, clock: FrozenClock) -> None:
     agent_reply(app, clock, t, 2026, 11, 24, 11, 0)
     page = load_page(app, str(t.number), t.access_key)
     assert page is not None and page.first_response_due is None
+
+
+def test_mails_show_the_due_times_still_ahead(app: App, clock: FrozenClock) -> None:
+    t = open_ticket(app, clock, 2026, 11, 24, 10, 0)
+    text, html = bodies(Outbox.get(Outbox.template == "confirmation"))
+    assert "Resposta até: terça-feira, 24/11/2026 às 14:00" in text
+    assert "Solução até:  quarta-feira, 02/12/2026 às 10:00" in text
+    assert "quarta-feira, 02/12/2026 às 10:00" in html
+    agent_reply(app, clock, t, 2026, 11, 24, 11, 0)
+    customer_reply(app, clock, t, 2026, 11, 24, 12, 0)  # an hour waiting: one hour later
+    notice = list(Outbox.select().where(Outbox.template == "agent_notification"))[-1]
+    text, _html = bodies(notice)
+    assert "Resposta até" not in text  # met by Ana's reply
+    assert "Solução até:  quarta-feira, 02/12/2026 às 11:00" in text
