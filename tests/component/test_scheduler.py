@@ -437,3 +437,50 @@ def test_mails_show_the_due_times_still_ahead(app: App, clock: FrozenClock) -> N
     text, _html = bodies(notice)
     assert "Resposta até" not in text  # met by Ana's reply
     assert "Solução até:  quarta-feira, 02/12/2026 às 11:00" in text
+
+
+def test_days_of_hourly_ticks_send_every_due_mail_once(
+    make_app, database_url: str, clock: FrozenClock
+) -> None:
+    from collections import Counter
+    from datetime import timedelta
+
+    from maild.business_time import calendar_for, is_business_day
+
+    app = make_app(database_url)
+    silent = open_ticket(app, clock, 2026, 11, 24, 10, 0, subject="Ninguém responde")
+    waiting = open_ticket(app, clock, 2026, 11, 24, 10, 0, subject="Cliente some")
+    agent_reply(app, clock, waiting, 2026, 11, 24, 11, 0)
+    now = at(clock, 2026, 11, 24, 11, 0)
+    end = datetime(2026, 12, 12, 0, 0, tzinfo=SP)
+    while now < end:
+        run_due(app, now)
+        clock.advance(hours=1)
+        now = clock.now()
+    per_ticket = Counter(
+        (r.ticket_id, r.template) for r in Outbox.select().where(Outbox.ticket.is_null(False))
+    )
+    assert {k: v for k, v in per_ticket.items() if k[0] == silent.id} == {
+        (silent.id, "confirmation"): 1,
+        (silent.id, "agent_notification"): 1,
+        (silent.id, "sla_warning"): 2,  # first response, resolution
+        (silent.id, "sla_escalation"): 2,
+    }
+    assert {k: v for k, v in per_ticket.items() if k[0] == waiting.id} == {
+        (waiting.id, "confirmation"): 1,
+        (waiting.id, "agent_notification"): 1,
+        (waiting.id, "agent_reply"): 1,
+        (waiting.id, "customer_reminder"): 1,
+        (waiting.id, "autoresolved"): 1,
+        (waiting.id, "rating_reminder"): 1,
+    }
+    assert Ticket.get_by_id(silent.id).status == "open"
+    assert Ticket.get_by_id(waiting.id).status == "closed"
+    cal = calendar_for(app.settings)
+    days = [datetime(2026, 11, 24) + timedelta(days=n) for n in range(18)]
+    business_days = sum(1 for d in days if is_business_day(cal, d.date()))
+    digests = Outbox.select().where(Outbox.template == "agent_digest").count()
+    assert digests == business_days  # Ana's, every business day; Bruno has nothing open
+    assert Event.select().where(Event.kind == "sla_breached").count() == 2
+    exposition = app.metrics.exposition().decode()
+    assert 'maild_scheduler_runs_total{job="autoclose"} 1.0' in exposition
