@@ -167,7 +167,7 @@ def run_due(app: App, now: datetime, *, dry_run: bool = False) -> TickResult:
 def _pass(app: App, now: datetime, result: TickResult, *, counted: bool) -> None:
     policy = policy_for(app)
     for ticket, steps in _plans(app, policy, now):
-        if due_steps(steps, now) or ticket.sla_pauses:
+        if due_steps(steps, now) or ticket.sla_pauses or _lacks_due_times(ticket):
             _run_ticket(app, policy, ticket.id, now, result)
     _run_digest(app, now, result)
     _run_housekeeping(app, now, result)
@@ -195,6 +195,7 @@ def _run_ticket(
         if ticket is None:
             return  # another instance is working on it: the next pass will see
         _settle_pauses(policy, ticket, now)
+        _backfill_due_times(app, ticket)
         met = bool(_agent_replied([ticket.id]))
         done = _marks([ticket.id]).get(ticket.id, {})
         for step in due_steps(plan(policy, _state(ticket, met), done, now), now):
@@ -209,6 +210,29 @@ def _run_ticket(
             result.actions.append(Action(step.job, ticket.number, detail))
             log.info("scheduler.step", job=step.job, ticket=ticket.number)
         ticket.save()
+
+
+def _lacks_due_times(ticket: Ticket) -> bool:
+    return ticket.status in ACTIVE and (
+        ticket.first_response_due is None or ticket.resolution_due is None
+    )
+
+
+def _backfill_due_times(app: App, ticket: Ticket) -> None:
+    """Tickets opened before the scheduler (or by a path that set none) get the due
+    times SPEC §11 defines: creation plus the SLA, in business time."""
+    if not _lacks_due_times(ticket):
+        return
+    from maild.business_time import due_for
+
+    cal = calendar_for(app.settings)
+    created = aware(ticket.created_at)
+    assert created is not None
+    sla = app.settings.sla
+    if ticket.first_response_due is None:
+        ticket.first_response_due = to_storage(due_for(cal, created, sla.first_response))
+    if ticket.resolution_due is None:
+        ticket.resolution_due = to_storage(due_for(cal, created, sla.resolution))
 
 
 def _settle_pauses(policy: Policy, ticket: Ticket, now: datetime) -> None:
