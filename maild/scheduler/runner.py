@@ -22,7 +22,7 @@ import peewee as pw
 import structlog
 
 from maild.app import App
-from maild.business_time import calendar_for, format_due, is_business_day
+from maild.business_time import calendar_for, is_business_day
 from maild.config import Settings
 from maild.scheduler import mail
 from maild.scheduler.plan import ACTIVE, Policy, Step, TicketState, due_steps, plan
@@ -168,7 +168,14 @@ def _pass(app: App, now: datetime, result: TickResult, *, counted: bool) -> None
     policy = policy_for(app)
     for ticket, steps in _plans(app, policy, now):
         if due_steps(steps, now) or ticket.sla_pauses or _lacks_due_times(ticket):
-            _run_ticket(app, policy, ticket.id, now, result)
+            try:
+                _run_ticket(app, policy, ticket.id, now, result)
+            except Exception as exc:  # one ticket (a broken template) must not stop the rest
+                log.error(
+                    "scheduler.ticket_failed",
+                    ticket=ticket.number,
+                    error=f"{type(exc).__name__}: {exc}",
+                )
     _run_digest(app, now, result)
     _run_housekeeping(app, now, result)
     if counted:
@@ -419,12 +426,6 @@ def _try_lock(db: pw.Database) -> bool:
 def _unlock(db: pw.Database) -> None:
     if isinstance(db, pw.PostgresqlDatabase):
         db.execute_sql("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
-
-
-def format_local(app: App, value: datetime | None) -> str:
-    if value is None:
-        return ""
-    return format_due(value.astimezone(calendar_for(app.settings).tz), app.settings.daemon.language)
 
 
 def due_times(app: App, ticket: Ticket, now: datetime) -> tuple[datetime | None, datetime | None]:

@@ -484,3 +484,21 @@ def test_days_of_hourly_ticks_send_every_due_mail_once(
     assert Event.select().where(Event.kind == "sla_breached").count() == 2
     exposition = app.metrics.exposition().decode()
     assert 'maild_scheduler_runs_total{job="autoclose"} 1.0' in exposition
+
+
+def test_a_failing_ticket_does_not_stop_the_others(make_app, clock: FrozenClock, tmp_path) -> None:
+    from structlog.testing import capture_logs
+
+    broken = tmp_path / "templates" / "pt_BR"
+    broken.mkdir(parents=True)
+    # An admin override that fails at render time for one ticket only.
+    (broken / "sla_warning.txt.j2").write_text(
+        "{{ separator }}\n{% if 'Quebra' in ticket.subject %}{{ missing }}{% endif %}ok\n"
+    )
+    app = make_app(digest={"enabled": False}, daemon={"templates_dir": str(tmp_path / "templates")})
+    bad = open_ticket(app, clock, 2026, 11, 24, 10, 0, subject="Quebra")
+    good = open_ticket(app, clock, 2026, 11, 24, 10, 0, subject="Funciona")
+    with capture_logs() as logs:
+        assert tick(app, clock, 2026, 11, 24, 13, 0) == [("first_response_warning", good.number)]
+    assert [e["ticket"] for e in logs if e["event"] == "scheduler.ticket_failed"] == [bad.number]
+    assert not SchedulerMark.select().where(SchedulerMark.ticket == bad.id).exists()
