@@ -99,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--month", metavar="YYYY-MM", help="default: this month")
     rp.add_argument("--department")
     rp.add_argument("--json", action="store_true")
+
+    from maild.oauth_cli import add_parsers
+
+    add_parsers(sub)  # sources list, oauth authorize / generate-key
     return parser
 
 
@@ -210,7 +214,11 @@ def cmd_check_config(
         f"  base_url       {d.base_url}",
         f"  data_dir       {d.data_dir}",
         f"  database       {_redact_url(settings.database_url)}",
-        f"  imap sources   {', '.join(s.name for s in settings.imap) or 'none'}",
+        "  imap sources   "
+        + (
+            ", ".join(f"{s.name}{' (xoauth2)' * (s.auth == 'xoauth2')}" for s in settings.imap)
+            or "none"
+        ),
         "  listener       "
         + (
             f"{settings.listener.protocol} on {settings.listener.host}:{settings.listener.port}"
@@ -219,7 +227,8 @@ def cmd_check_config(
         ),
         "  outbound       "
         + (
-            f"smtp {settings.smtp.host}:{settings.smtp.port} ({settings.smtp.security})"
+            f"smtp {settings.smtp.host}:{settings.smtp.port} ({settings.smtp.security}"
+            f"{', xoauth2' * (settings.smtp.auth == 'xoauth2')})"
             if settings.smtp
             else f"Maildir {d.data_dir / 'outbox'}"
         ),
@@ -479,6 +488,22 @@ def cmd_ingest(
     return ingest_command(args, settings, out, err, env)
 
 
+def cmd_sources(
+    args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
+) -> int:
+    from maild.oauth_cli import cmd_sources as run
+
+    return run(args, settings, out, err, env)
+
+
+def cmd_oauth(
+    args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
+) -> int:
+    from maild.oauth_cli import cmd_oauth as run
+
+    return run(args, settings, out, err, env)
+
+
 def cmd_run(
     args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
 ) -> int:
@@ -582,6 +607,8 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, TextIO, TextIO, Cli
     "run": cmd_run,
     "tick": cmd_tick,
     "report": cmd_report,
+    "sources": cmd_sources,
+    "oauth": cmd_oauth,
 }
 
 

@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import peewee as pw
-from maild.storage.models import MODELS, Blob, BlobChunk, SchedulerMark, SchemaVersion, Ticket
+from maild.storage.models import (
+    MODELS,
+    Blob,
+    BlobChunk,
+    OAuthToken,
+    SchedulerMark,
+    SchemaVersion,
+    Ticket,
+)
 
 
 def _v1_initial(db: pw.Database) -> None:
@@ -56,11 +64,17 @@ def _v4_scheduler(db: pw.Database) -> None:
         ).execute()
 
 
+def _v6_oauth(db: pw.Database) -> None:
+    # Encrypted OAuth2 tokens of XOAUTH2 sources and [smtp] (SPEC §14).
+    db.create_tables([OAuthToken], safe=True)
+
+
 MIGRATIONS: list[Callable[[pw.Database], None]] = [
     _v1_initial,
     _v2_ticket_lookup_indexes,
     _v3_blob_store,
     _v4_scheduler,
+    _v6_oauth,
 ]
 LATEST = len(MIGRATIONS)
 
