@@ -266,29 +266,28 @@ def _notify_agents(c: _Ctx, ticket: Ticket, event: str, **extra: Any) -> None:
     )
 
 
-@functools.lru_cache(maxsize=8)
-def _calendar(days: tuple[str, ...], open_: str, close: str, timezone: str, holidays: str) -> Any:
-    """Building a calendar loads the holiday tables: once per settings, not per message."""
-    from maild import business_time as bt
-
-    return bt.BusinessCalendar.from_settings(days, open_, close, timezone, holidays or None)
-
-
 def _sla(c: _Ctx) -> dict[str, Any]:
     """Expected first response, and whether we are outside business hours now."""
     from maild import business_time as bt
 
-    bh = c.settings.business_hours
     try:
-        cal = _calendar(bh.days, bh.open, bh.close, c.settings.daemon.timezone, bh.holidays)
+        cal = bt.calendar_for(c.settings)
         due = bt.due_for(cal, c.now, c.settings.sla.first_response)
+        resolution = bt.due_for(cal, c.now, c.settings.sla.resolution)
         outside = not bt.is_open(cal, c.now)
         nxt = bt.next_opening(cal, c.now) if outside else None
     except ValueError:
-        return {"due": "", "due_at": None, "outside_hours": False, "next_opening": ""}
+        return {
+            "due": "",
+            "due_at": None,
+            "resolution_at": None,
+            "outside_hours": False,
+            "next_opening": "",
+        }
     return {
         "due": bt.format_due(due, c.customer_language),
         "due_at": due,
+        "resolution_at": resolution,
         "outside_hours": outside,
         "next_opening": bt.format_due(nxt, c.customer_language) if nxt else "",
     }
@@ -335,6 +334,7 @@ def create_ticket_for(
         priority=msg.priority or "normal",
         language=c.customer_language,
         first_response_due=to_storage(sla["due_at"]) if sla["due_at"] else None,
+        resolution_due=to_storage(sla["resolution_at"]) if sla["resolution_at"] else None,
     )
     store.add_event(
         ticket, "created", msg.sender, c.now, department=dept.key, priority=ticket.priority

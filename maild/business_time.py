@@ -7,6 +7,8 @@ Semantics (the contract the pipeline and the mail templates rely on):
 
 * Business hours are the half-open wall-clock interval ``[open, close)`` on every
   configured weekday that is not a public holiday. ``close`` itself is closed.
+  Breaks (``breaks = ["12:00-13:30"]``) cut that interval into windows; a break's
+  start is closed and its end is open again, and break time never counts.
 * Hours and minutes (``"4h"``, ``"30m"``, ``"1h30m"``) count only elapsed time
   inside business hours. Elapsed time is real time (computed in UTC), so a day
   whose business window contains a DST switch counts its true length. A duration
@@ -29,6 +31,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holidays_lib
@@ -39,12 +42,16 @@ __all__ = [
     "BusinessCalendar",
     "BusinessDuration",
     "add_business_time",
+    "business_time_between",
+    "calendar_for",
     "due_for",
     "format_due",
     "is_business_day",
     "is_open",
     "next_opening",
     "parse_duration",
+    "shift_business_time",
+    "subtract_business_time",
 ]
 
 # Weekday keys as written in settings.toml, in datetime.weekday() order (0 = Monday).
@@ -112,6 +119,18 @@ class BusinessCalendar:
     tz: ZoneInfo
     holiday_country: str | None
     holiday_subdiv: str | None = None
+    breaks: tuple[tuple[time, time], ...] = ()
+
+    @property
+    def windows(self) -> tuple[tuple[time, time], ...]:
+        """The day's staffed wall-clock windows, in order: ``[open, close)`` minus breaks."""
+        out: list[tuple[time, time]] = []
+        start = self.open
+        for b_start, b_end in self.breaks:
+            out.append((start, b_start))
+            start = b_end
+        out.append((start, self.close))
+        return tuple(out)
 
     def __post_init__(self) -> None:
         if not self.days:
@@ -122,6 +141,14 @@ class BusinessCalendar:
             raise ValueError("business_hours: open must be earlier than close")
         if self.open.tzinfo is not None or self.close.tzinfo is not None:
             raise ValueError("business_hours: open and close are wall-clock times without tz")
+        last = self.open
+        for b_start, b_end in self.breaks:
+            if not last < b_start < b_end < self.close:
+                raise ValueError(
+                    "business_hours.breaks: each break must lie between open and close, "
+                    "in order, without overlapping another"
+                )
+            last = b_end
         if self.holiday_subdiv is not None and self.holiday_country is None:
             raise ValueError("business_hours.holidays: a subdivision needs a country")
         if self.holiday_country is not None:
@@ -138,6 +165,7 @@ class BusinessCalendar:
         close: str,
         timezone: str,
         holidays: str | None,
+        breaks: Sequence[str] = (),
     ) -> BusinessCalendar:
         """Build a calendar from the ``[business_hours]`` keys and ``daemon.timezone``.
 
@@ -164,7 +192,19 @@ class BusinessCalendar:
             country, _, rest = holidays.strip().partition("-")
             country = country.upper()
             subdiv = rest.upper() or None
+        parsed_breaks: list[tuple[time, time]] = []
+        for item in breaks:
+            first, sep, second = item.partition("-")
+            if not sep:
+                raise ValueError(f'business_hours.breaks: {item!r} is not "HH:MM-HH:MM"')
+            parsed_breaks.append(
+                (
+                    _parse_clock(first, "business_hours.breaks"),
+                    _parse_clock(second, "business_hours.breaks"),
+                )
+            )
         return cls(
+            breaks=tuple(sorted(parsed_breaks)),
             days=frozenset(weekdays),
             open=_parse_clock(open, "business_hours.open"),
             close=_parse_clock(close, "business_hours.close"),
@@ -172,6 +212,27 @@ class BusinessCalendar:
             holiday_country=country,
             holiday_subdiv=subdiv,
         )
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_calendar(
+    days: tuple[str, ...],
+    open_: str,
+    close: str,
+    timezone: str,
+    holidays: str,
+    breaks: tuple[str, ...],
+) -> BusinessCalendar:
+    return BusinessCalendar.from_settings(days, open_, close, timezone, holidays or None, breaks)
+
+
+def calendar_for(settings: Any) -> BusinessCalendar:
+    """The calendar of a ``Settings`` (``[business_hours]`` and ``daemon.timezone``),
+    built once per distinct configuration: building one loads holiday tables."""
+    bh = settings.business_hours
+    return _cached_calendar(
+        tuple(bh.days), bh.open, bh.close, settings.daemon.timezone, bh.holidays, tuple(bh.breaks)
+    )
 
 
 def _require_aware(at: datetime) -> None:
@@ -198,7 +259,19 @@ def is_open(cal: BusinessCalendar, at: datetime) -> bool:
     """Whether the desk is staffed at instant ``at`` (``close`` itself is closed)."""
     _require_aware(at)
     local = at.astimezone(cal.tz)
-    return is_business_day(cal, local.date()) and cal.open <= local.time() < cal.close
+    if not is_business_day(cal, local.date()):
+        return False
+    wall = local.time()
+    return any(start <= wall < end for start, end in cal.windows)
+
+
+def _window_end(cal: BusinessCalendar, local: datetime) -> datetime:
+    """End of the window that ``local`` (an open instant) is in."""
+    wall = local.time()
+    for start, end in cal.windows:
+        if start <= wall < end:
+            return _local(cal.tz, local.date(), end)
+    raise ValueError("not inside business hours")  # pragma: no cover - callers check
 
 
 def _business_days_from(cal: BusinessCalendar, first: date) -> date:
@@ -221,8 +294,11 @@ def next_opening(cal: BusinessCalendar, at: datetime) -> datetime:
     if is_open(cal, local):
         return local
     day = local.date()
-    if not (is_business_day(cal, day) and local.time() < cal.open):
-        day = _business_days_from(cal, day + timedelta(days=1))
+    if is_business_day(cal, day):
+        for start, _end in cal.windows:
+            if local.time() < start:
+                return _local(cal.tz, day, start)
+    day = _business_days_from(cal, day + timedelta(days=1))
     return _local(cal.tz, day, cal.open)
 
 
@@ -239,16 +315,7 @@ def _add_days(cal: BusinessCalendar, start: datetime, days: int) -> datetime:
 
 
 def _add_minutes(cal: BusinessCalendar, start: datetime, minutes: int) -> datetime:
-    remaining = timedelta(minutes=minutes)
-    cursor = start
-    while True:
-        cursor = next_opening(cal, cursor)
-        window_end = _local(cal.tz, cursor.date(), cal.close)
-        available = window_end.astimezone(UTC) - cursor.astimezone(UTC)
-        if remaining <= available:
-            return (cursor.astimezone(UTC) + remaining).astimezone(cal.tz)
-        remaining -= available
-        cursor = window_end
+    return shift_business_time(cal, start, timedelta(minutes=minutes))
 
 
 def add_business_time(
@@ -262,6 +329,66 @@ def add_business_time(
     if duration.minutes:
         result = _add_minutes(cal, result, duration.minutes)
     return result
+
+
+def shift_business_time(cal: BusinessCalendar, start: datetime, delta: timedelta) -> datetime:
+    """``start`` moved later by ``delta`` of business time (an SLA pause folded in)."""
+    _require_aware(start)
+    if delta <= timedelta(0):
+        return start.astimezone(cal.tz)
+    remaining = delta
+    cursor = start.astimezone(cal.tz)
+    while True:
+        cursor = next_opening(cal, cursor)
+        window_end = _window_end(cal, cursor)
+        available = window_end.astimezone(UTC) - cursor.astimezone(UTC)
+        if remaining <= available:
+            return (cursor.astimezone(UTC) + remaining).astimezone(cal.tz)
+        remaining -= available
+        cursor = window_end
+
+
+def subtract_business_time(cal: BusinessCalendar, end: datetime, delta: timedelta) -> datetime:
+    """The instant ``delta`` of business time before ``end`` (a warning before a due time)."""
+    _require_aware(end)
+    remaining = delta
+    cursor = end.astimezone(cal.tz)
+    day = cursor.date()
+    for _ in range(_MAX_DAYS_SEARCHED):
+        if is_business_day(cal, day):
+            for w_start, w_end in reversed(cal.windows):
+                lo = _local(cal.tz, day, w_start)
+                hi = min(_local(cal.tz, day, w_end), cursor)
+                if hi <= lo:
+                    continue
+                available = hi.astimezone(UTC) - lo.astimezone(UTC)
+                if remaining <= available:
+                    return (hi.astimezone(UTC) - remaining).astimezone(cal.tz)
+                remaining -= available
+                cursor = lo
+        day -= timedelta(days=1)
+    raise ValueError(f"no business time within {_MAX_DAYS_SEARCHED} days before {end}")
+
+
+def business_time_between(cal: BusinessCalendar, start: datetime, end: datetime) -> timedelta:
+    """How much business time passes from ``start`` to ``end`` (zero when end <= start)."""
+    _require_aware(start)
+    _require_aware(end)
+    if end <= start:
+        return timedelta(0)
+    total = timedelta(0)
+    first = start.astimezone(cal.tz).date()
+    last = end.astimezone(cal.tz).date()
+    day = first
+    while day <= last:
+        if is_business_day(cal, day):
+            for w_start, w_end in cal.windows:
+                lo = max(start, _local(cal.tz, day, w_start))
+                hi = min(end, _local(cal.tz, day, w_end))
+                if hi > lo:
+                    total += hi.astimezone(UTC) - lo.astimezone(UTC)
+        day += timedelta(days=1)
+    return total
 
 
 def due_for(cal: BusinessCalendar, start: datetime, duration_text: str) -> datetime:

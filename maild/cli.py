@@ -15,7 +15,7 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import peewee
@@ -67,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     tl.add_argument("--department")
     tl.add_argument("--requester")
     tl.add_argument("--month", metavar="YYYY-MM")
+    tl.add_argument("--overdue", action="store_true", help="past an SLA due time")
     tl.add_argument("--json", action="store_true")
     ts = t_sub.add_parser("show", help="one ticket with its thread and events")
     ts.add_argument("number", type=int)
@@ -88,6 +89,16 @@ def build_parser() -> argparse.ArgumentParser:
     ql.add_argument("--json", action="store_true")
     qr = q_sub.add_parser("release", help="process a held or quarantined message now")
     qr.add_argument("id", type=int)
+
+    tk = sub.add_parser("tick", help="run the scheduler's due work once (SPEC §11)")
+    tk.add_argument("--now", metavar="ISO", help="the instant to run at (default: now)")
+    tk.add_argument("--dry-run", action="store_true", help="print what would happen")
+    tk.add_argument("--json", action="store_true")
+
+    rp = sub.add_parser("report", help="a month per department: volumes, SLA, times, ratings")
+    rp.add_argument("--month", metavar="YYYY-MM", help="default: this month")
+    rp.add_argument("--department")
+    rp.add_argument("--json", action="store_true")
 
     from maild.oauth_cli import add_parsers
 
@@ -327,12 +338,27 @@ def cmd_tickets(
                 requester=args.requester,
                 month=month,
             )
-            rows = [queries.ticket_json(t, settings.daemon.base_url, app.tz) for t in tickets]
+            from maild.scheduler.runner import due_summary
+
+            now = env.clock.now()
+            rows = [
+                queries.ticket_json(t, settings.daemon.base_url, app.tz) | due_summary(app, t, now)
+                for t in tickets
+            ]
+            if args.overdue:
+                rows = [r for r in rows if r["overdue"]]
             if args.json:
                 _print_json(rows, out)
             else:
                 for row in rows:
                     row["created_at"] = _short_time(row["created_at"])
+                    due = min(
+                        (d for d in (row["first_response_due"], row["resolution_due"]) if d),
+                        default=None,
+                    )
+                    row["due"] = (
+                        f"{_short_time(due)}{' OVERDUE' if row['overdue'] else ''}" if due else None
+                    )
                 _print_table(
                     rows,
                     [
@@ -342,6 +368,7 @@ def cmd_tickets(
                         ("department", "DEPT"),
                         ("requester", "REQUESTER"),
                         ("created_at", "CREATED"),
+                        ("due", "DUE"),
                         ("message_count", "MSGS"),
                         ("subject", "SUBJECT"),
                     ],
@@ -353,7 +380,11 @@ def cmd_tickets(
         if ticket is None:
             raise UsageError(f"no ticket {args.number}")
         if args.tickets_command == "show":
-            data = queries.ticket_detail_json(ticket, settings.daemon.base_url, app.tz)
+            from maild.scheduler.runner import due_summary
+
+            detail = queries.ticket_detail_json(ticket, settings.daemon.base_url, app.tz)
+            thread_events = {k: detail.pop(k) for k in ("thread", "events")}
+            data = detail | due_summary(app, ticket, env.clock.now()) | thread_events
             if args.json:
                 _print_json(data, out)
             else:
@@ -493,6 +524,91 @@ def cmd_run(
     return run_daemon(settings, env.clock)
 
 
+def cmd_tick(
+    args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
+) -> int:
+    from maild.scheduler import run_due
+
+    now = _parse_now(args.now) if args.now else env.clock.now()
+    app = env.open_app()
+    try:
+        result = run_due(app, now, dry_run=args.dry_run)
+        rows = [a.as_json() for a in result.actions]
+        if args.json:
+            _print_json(
+                {
+                    "now": now.isoformat(),
+                    "dry_run": args.dry_run,
+                    "skipped": result.skipped or None,
+                    "actions": rows,
+                },
+                out,
+            )
+        elif result.skipped:
+            print(result.skipped, file=out)
+        else:
+            verb = "would run" if args.dry_run else "ran"
+            for row in rows:
+                ticket = f"#{row['ticket']}" if row["ticket"] else "-"
+                print(f"{verb} {row['job']:<24} {ticket:<10} {row['detail']}", file=out)
+            if not rows:
+                print("nothing due", file=out)
+        return EX_OK
+    finally:
+        app.close()
+
+
+def _parse_now(value: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise UsageError(f"--now: {value!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise UsageError(f"--now: {value!r} needs an offset, e.g. 2026-11-24T10:00-03:00")
+    return moment.astimezone(UTC)
+
+
+def cmd_report(
+    args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
+) -> int:
+    from maild.business_time import calendar_for
+    from maild.scheduler.report import Month, build_report, report_rows
+
+    if args.month:
+        start, _end = _month_range(args.month)
+        month = Month(start.year, start.month)
+    else:
+        local = env.clock.now().astimezone(calendar_for(settings).tz)
+        month = Month(local.year, local.month)
+    if args.department and settings.department(args.department) is None:
+        raise UsageError(f"--department: no department {args.department!r}")
+    app = env.open_app()
+    try:
+        report = build_report(app, month, args.department)
+    finally:
+        app.close()
+    if args.json:
+        _print_json(report, out)
+        return EX_OK
+    print(f"{month.label} ({settings.daemon.timezone}; times in business hours)", file=out)
+    _print_table(
+        report_rows(report),
+        [
+            ("department", "DEPT"),
+            ("opened", "OPENED"),
+            ("resolved", "RESOLVED"),
+            ("first", "1ST RESP MED/P90"),
+            ("resolution", "RESOLUTION MED/P90"),
+            ("sla", "SLA OK"),
+            ("ratings", "RATINGS"),
+            ("dist", "1-5"),
+        ],
+        out,
+        empty="no departments",
+    )
+    return EX_OK
+
+
 _HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, TextIO, TextIO, CliEnv], int]] = {
     "check-config": cmd_check_config,
     "db": cmd_db,
@@ -502,6 +618,8 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, TextIO, TextIO, Cli
     "ingest": cmd_ingest,
     "customers": cmd_customers,
     "run": cmd_run,
+    "tick": cmd_tick,
+    "report": cmd_report,
     "sources": cmd_sources,
     "oauth": cmd_oauth,
 }
@@ -561,6 +679,8 @@ def _print_ticket(data: dict[str, Any], out: TextIO) -> None:
         "assignee",
         "created_at",
         "updated_at",
+        "first_response_due",
+        "resolution_due",
         "link",
     ):
         print(f"  {key:<11} {_cell(data[key], 100)}", file=out)

@@ -194,6 +194,9 @@ class WebSettings:
 class TicketSettings:
     token_prefix: str = ""
     number_digits: int = 6
+    remind_after: str = "3d"  # business time waiting_customer before the reminder
+    autoresolve_after: str = "4d"  # business time after the reminder before auto-resolve
+    close_after: str = "7d"  # calendar time resolved before auto-close
 
 
 @dataclass(frozen=True)
@@ -244,12 +247,22 @@ class BusinessHoursSettings:
     open: str = "08:30"
     close: str = "17:30"
     holidays: str = "BR"
+    breaks: tuple[str, ...] = ()  # "HH:MM-HH:MM" lunch breaks
 
 
 @dataclass(frozen=True)
 class SlaSettings:
     first_response: str = "4h"
     resolution: str = "6d"
+    warn_before: str = "1h"  # business time before a due time: warning to the agents
+    escalate_to: tuple[str, ...] = ()  # addresses that get breach escalations
+    pause_while_waiting: bool = True  # the SLA clock stops while waiting_customer
+
+
+@dataclass(frozen=True)
+class DigestSettings:
+    enabled: bool = True
+    at: str = "08:30"  # local time, business days
 
 
 BLOB_STORES = ("database", "files")
@@ -282,6 +295,7 @@ class Settings:
     agents_auth: AgentsAuthSettings = field(default_factory=AgentsAuthSettings)
     business_hours: BusinessHoursSettings = field(default_factory=BusinessHoursSettings)
     sla: SlaSettings = field(default_factory=SlaSettings)
+    digest: DigestSettings = field(default_factory=DigestSettings)
     storage: StorageSettings = field(default_factory=StorageSettings)
     source_path: Path | None = None
 
@@ -539,6 +553,13 @@ def _hhmm(value: Any) -> str | None:
     return None if _HHMM_RE.match(value) else f"{value!r} is not a time of day HH:MM"
 
 
+def _break_check(value: Any) -> str | None:
+    start, sep, end = value.partition("-")
+    if not sep or _hhmm(start) or _hhmm(end) or start >= end:
+        return f"{value!r} is not a break like '12:00-13:30'"
+    return None
+
+
 def _duration(value: Any) -> str | None:
     if not value or not _DURATION_RE.match(value):
         return f"{value!r} is not a duration like '4h', '30m', '1h30m' or '6d'"
@@ -620,6 +641,7 @@ def parse_settings(
         "agents_auth",
         "business_hours",
         "sla",
+        "digest",
         "storage",
     }
     r.unknown(data, "", top_known)
@@ -785,7 +807,11 @@ def parse_settings(
 
     # [tickets]
     t = r.table(data, "tickets")
-    r.unknown(t, "tickets", {"token_prefix", "number_digits"})
+    r.unknown(
+        t,
+        "tickets",
+        {"token_prefix", "number_digits", "remind_after", "autoresolve_after", "close_after"},
+    )
 
     def _prefix_check(value: str) -> str | None:
         if value and not re.match(r"^[A-Za-z][A-Za-z0-9-]{0,19}$", value):
@@ -798,6 +824,9 @@ def parse_settings(
     tickets = TicketSettings(
         token_prefix=r.get(t, "tickets", "token_prefix", str, "", _prefix_check),
         number_digits=r.get(t, "tickets", "number_digits", int, 6, _digits_check),
+        remind_after=r.get(t, "tickets", "remind_after", str, "3d", _duration),
+        autoresolve_after=r.get(t, "tickets", "autoresolve_after", str, "4d", _duration),
+        close_after=r.get(t, "tickets", "close_after", str, "7d", _duration),
     )
 
     # [[departments]]
@@ -932,23 +961,52 @@ def parse_settings(
 
     # [business_hours]
     t = r.table(data, "business_hours")
-    r.unknown(t, "business_hours", {"days", "open", "close", "holidays"})
+    r.unknown(t, "business_hours", {"days", "open", "close", "holidays", "breaks"})
     b0 = BusinessHoursSettings()
     business_hours = BusinessHoursSettings(
         days=_str_list(r, t, "business_hours", "days", b0.days, _one_of(WEEKDAYS)),
         open=r.get(t, "business_hours", "open", str, b0.open, _hhmm),
         close=r.get(t, "business_hours", "close", str, b0.close, _hhmm),
         holidays=r.get(t, "business_hours", "holidays", str, b0.holidays, _holidays_check),
+        breaks=_str_list(r, t, "business_hours", "breaks", (), _break_check),
     )
     if business_hours.open >= business_hours.close:
         r.error("business_hours.close", "must be later than business_hours.open")
+    elif business_hours.breaks:
+        spans = sorted(b.split("-") for b in business_hours.breaks)
+        last = business_hours.open
+        for start, end in spans:
+            if not last < start < end < business_hours.close:
+                r.error(
+                    "business_hours.breaks",
+                    "each break must lie between open and close without overlapping another",
+                )
+                break
+            last = end
 
     # [sla]
     t = r.table(data, "sla")
-    r.unknown(t, "sla", {"first_response", "resolution"})
+    r.unknown(
+        t,
+        "sla",
+        {"first_response", "resolution", "warn_before", "escalate_to", "pause_while_waiting"},
+    )
     sla = SlaSettings(
         first_response=r.get(t, "sla", "first_response", str, "4h", _duration),
         resolution=r.get(t, "sla", "resolution", str, "6d", _duration),
+        warn_before=r.get(t, "sla", "warn_before", str, "1h", _duration),
+        escalate_to=tuple(
+            a.lower() for a in _str_list(r, t, "sla", "escalate_to", (), _email_check)
+        ),
+        pause_while_waiting=r.get(t, "sla", "pause_while_waiting", bool, True),
+    )
+
+    # [digest]
+    t = r.table(data, "digest")
+    r.unknown(t, "digest", {"enabled", "at"})
+    digest = DigestSettings(
+        enabled=r.get(t, "digest", "enabled", bool, True),
+        at=r.get(t, "digest", "at", str, "08:30", _hhmm),
     )
 
     # [storage]
@@ -976,6 +1034,7 @@ def parse_settings(
         agents_auth=agents_auth,
         business_hours=business_hours,
         sla=sla,
+        digest=digest,
         storage=storage,
         source_path=source_path,
     )

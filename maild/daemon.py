@@ -40,6 +40,11 @@ log = structlog.get_logger("maild.daemon")
 SHUTDOWN_GRACE_SECONDS = 8.0  # systemd's default stop timeout is longer; the SPEC asks 10 s
 SENDER_IDLE_SECONDS = 30.0  # safety-net pass even when nothing woke the sender
 IMAP_TIMEOUT_SECONDS = 8.0
+# The scheduler sleeps until the nearest due step, but never longer than this (a
+# ticket changed by another instance), nor shorter (a step left to another instance).
+SCHEDULER_MAX_SLEEP = 300.0
+SCHEDULER_MIN_SLEEP = 5.0
+SCHEDULER_SETTLE_SECONDS = 2.0  # after a wake-up: let a burst of mail settle first
 # How often a live instance looks for dead ones' outbox claims and IMAP leases. With
 # the IMAP standby retry (intake.imap.STANDBY_RETRY_SECONDS) this keeps a takeover
 # inside SPEC §10's 10 s.
@@ -67,6 +72,7 @@ class Daemon:
         self.stop_event = threading.Event()  # for IMAP threads
         self._stopping: asyncio.Event | None = None
         self._wake_sender: asyncio.Event | None = None
+        self._wake_scheduler: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._imap_threads: list[threading.Thread] = []
         self._listener: Any = None
@@ -82,18 +88,21 @@ class Daemon:
         """Called after each commit, from any thread."""
         self.counters.ingested += 1
         self.counters.outcomes[result.outcome] = self.counters.outcomes.get(result.outcome, 0) + 1
-        if self._loop is not None and self._wake_sender is not None:
-            self._loop.call_soon_threadsafe(self._wake_sender.set)
+        self.wake_sender()
 
     def wake_sender(self) -> None:
         if self._loop is not None and self._wake_sender is not None:
             self._loop.call_soon_threadsafe(self._wake_sender.set)
+        # A commit that queued mail changed a ticket: its due times may be nearer.
+        if self._loop is not None and self._wake_scheduler is not None:
+            self._loop.call_soon_threadsafe(self._wake_scheduler.set)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         if self._stopping is None:
             self._stopping = asyncio.Event()
         self._wake_sender = asyncio.Event()
+        self._wake_scheduler = asyncio.Event()
         # Messages stored by a previous run whose outcome never committed.
         recovered = await asyncio.to_thread(recover, self.app)
         for result in recovered:
@@ -211,6 +220,35 @@ class Daemon:
         seconds = (due - self.app.clock.now()).total_seconds()
         return max(0.05, min(SENDER_IDLE_SECONDS, seconds))
 
+    async def scheduler_loop(self) -> None:
+        """SPEC §11: run what is due, then sleep until the nearest due step (or a
+        commit that changed tickets wakes us to look again)."""
+        from maild.scheduler import next_due, run_due
+
+        assert self._wake_scheduler is not None and self._stopping is not None
+        due_at = None  # unknown: a first pass catches up on what fell due while down
+        while not self._stopping.is_set():
+            self._wake_scheduler.clear()
+            try:
+                now = self.app.clock.now()
+                if due_at is None or due_at <= now:
+                    result = await asyncio.to_thread(run_due, self.app, now)
+                    if result.actions:
+                        log.info("scheduler.ran", steps=len(result.actions))
+                due_at = await asyncio.to_thread(next_due, self.app, self.app.clock.now())
+            except Exception as exc:  # the loop must survive a bad pass
+                log.error("scheduler.pass_failed", error=f"{type(exc).__name__}: {exc}")
+                due_at = None
+            delay = SCHEDULER_MAX_SLEEP
+            if due_at is not None:
+                seconds = (due_at - self.app.clock.now()).total_seconds()
+                delay = max(SCHEDULER_MIN_SLEEP, min(SCHEDULER_MAX_SLEEP, seconds))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake_scheduler.wait(), timeout=delay)
+            if self._wake_scheduler.is_set() and not self._stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), SCHEDULER_SETTLE_SECONDS)
+
     async def watchdog_loop(self) -> None:
         assert self._stopping is not None
         interval = watchdog_interval() or 15.0
@@ -230,6 +268,8 @@ class Daemon:
             self._sender.stop()
             if self._wake_sender is not None:
                 self._wake_sender.set()
+            if self._wake_scheduler is not None:
+                self._wake_scheduler.set()
 
     def reload(self) -> None:
         """SIGHUP: re-read settings and templates; keep the old ones if invalid."""
@@ -289,6 +329,7 @@ class Daemon:
         tasks = [
             asyncio.create_task(self.sender_loop(), name="sender"),
             asyncio.create_task(self.watchdog_loop(), name="watchdog"),
+            asyncio.create_task(self.scheduler_loop(), name="scheduler"),
             asyncio.create_task(self.liveness_loop(), name="liveness"),
         ]
         self.notifier.ready(self.counters.status_line())

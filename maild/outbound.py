@@ -71,9 +71,16 @@ def new_message_id(settings: Settings, ticket_number: int | None) -> str:
     return f"{stem}@{settings.message_id_domain}"
 
 
-def ticket_context(settings: Settings, ticket: Ticket, language: str) -> dict[str, Any]:
+def ticket_context(
+    settings: Settings, ticket: Ticket, language: str, now: datetime | None = None
+) -> dict[str, Any]:
     prefix = settings.tickets.token_prefix
     dept = settings.department(ticket.department)
+    first_due = resolution_due = None
+    if now is not None:  # SPEC §11: due times still ahead, in the desk's time zone
+        from maild.scheduler.runner import due_times_for
+
+        first_due, resolution_due = due_times_for(settings, ticket, now)
     return {
         "number": ticket.number,
         "token": format_token(ticket.number, prefix),
@@ -85,6 +92,8 @@ def ticket_context(settings: Settings, ticket: Ticket, language: str) -> dict[st
         "department": dept.name if dept else ticket.department,
         "link": ticket_link(settings.daemon.base_url, ticket),
         "created_at": _local_time(ticket.created_at, settings.daemon.timezone, language),
+        "first_response_due": _local_time(first_due, settings.daemon.timezone, language),
+        "resolution_due": _local_time(resolution_due, settings.daemon.timezone, language),
     }
 
 
@@ -193,7 +202,7 @@ def queue_mail(
         "separator": SEPARATOR[language],
         "footer_ref": format_footer_ref(number, prefix) if number else "",
         "recipient_name": request.recipient_name,
-        "ticket": ticket_context(settings, ticket, language) if ticket is not None else None,
+        "ticket": ticket_context(settings, ticket, language, now) if ticket is not None else None,
         "link_entitled": request.link_entitled and ticket is not None,
     }
     context.update(request.context or {})

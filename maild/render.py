@@ -57,8 +57,21 @@ TEMPLATE_NAMES: tuple[str, ...] = (
     "resolved",
     "notice_unknown_sender",
     "ticket_list",
+    # the scheduler (SPEC §11)
+    "sla_warning",
+    "sla_escalation",
+    "customer_reminder",
+    "autoresolved",
+    "rating_reminder",
+    "agent_digest",
 )
-AGENT_TEMPLATES: tuple[str, ...] = ("agent_notification", "notice_agent_error")
+AGENT_TEMPLATES: tuple[str, ...] = (
+    "agent_notification",
+    "notice_agent_error",
+    "sla_warning",
+    "sla_escalation",
+    "agent_digest",
+)
 CUSTOMER_TEMPLATES: tuple[str, ...] = tuple(n for n in TEMPLATE_NAMES if n not in AGENT_TEMPLATES)
 
 # Templates whose ``ticket`` may be None (an opening that was refused, or a
@@ -72,6 +85,7 @@ TICKET_OPTIONAL: tuple[str, ...] = (
     "notice_agent_error",
     "notice_unknown_sender",
     "ticket_list",
+    "agent_digest",  # one mail about many tickets
 )
 
 TEXT_SUFFIX = ".txt.j2"
@@ -316,6 +330,10 @@ def _common(language: str, *, with_ticket: bool = True) -> dict[str, Any]:
             "department": "Suporte" if language == "pt_BR" else "Support",
             "link": "https://suporte.example.com/t/592110/q8Zr3kVhT1mNcA7yLpW0sE",
             "created_at": "16/11/2026 09:12" if language == "pt_BR" else "16 Nov 2026 09:12",
+            "first_response_due": "16/11/2026 13:12"
+            if language == "pt_BR"
+            else "16 Nov 2026 13:12",
+            "resolution_due": "24/11/2026 09:12" if language == "pt_BR" else "24 Nov 2026 09:12",
         }
     return {
         "instance": "Acme Suporte",
@@ -428,6 +446,52 @@ def _specific(name: str, language: str, full: bool) -> dict[str, Any]:
                 if full
                 else []
             }
+        case "sla_warning" | "sla_escalation":
+            due = (
+                "segunda-feira, 16/11/2026 às 13:12"
+                if language == "pt_BR"
+                else "Monday, 16 Nov 2026 at 13:12"
+            )
+            return {"sla": "first_response", "due": due}
+        case "customer_reminder":
+            when = (
+                "sexta-feira, 20/11/2026 às 13:12"
+                if language == "pt_BR"
+                else "Friday, 20 Nov 2026 at 13:12"
+            )
+            return {"autoresolve_on": when if full else ""}
+        case "autoresolved" | "rating_reminder":
+            link = "https://suporte.example.com/t/592110/q8Zr3kVhT1mNcA7yLpW0sE"
+            return {
+                "rating_links": [{"stars": n, "url": f"{link}?rate={n}"} for n in range(1, 6)]
+                if full
+                else []
+            }
+        case "agent_digest":
+            due = (
+                "segunda-feira, 16/11/2026 às 13:12"
+                if language == "pt_BR"
+                else "Monday, 16 Nov 2026 at 13:12"
+            )
+            item = {
+                "number": 592111,
+                "token": "[#592111]",
+                "subject": subject,
+                "status_label": STATUS_LABELS[language]["open"],
+                "priority_label": PRIORITY_LABELS[language]["high"],
+                "department": "Suporte" if language == "pt_BR" else "Support",
+                "created_at": due,
+                "due": due,
+                "breached": True,
+                "link": "https://suporte.example.com/t/592111/Hk2vP9aQ0wLr5TnXc8YbEg",
+            }
+            later = item | {"number": 592118, "token": "[#592118]", "breached": False, "due": ""}
+            return {
+                "agent_name": "Ana" if full else "",
+                "date": due,
+                "tickets": [item, later] if full else [later],
+                "breached_count": 1 if full else 0,
+            }
     raise ValueError(f"unknown template {name!r}, expected one of {TEMPLATE_NAMES}")
 
 
@@ -439,7 +503,13 @@ def sample_contexts(name: str, language: str) -> list[dict[str, Any]]:
     with_ticket = name not in ("notice_unauthorized", "notice_unknown_sender", "ticket_list")
     full = _common(language, with_ticket=with_ticket) | _specific(name, language, True)
     bare = _bare_common(language, with_ticket=with_ticket) | _specific(name, language, False)
-    status = {"status_changed": "in_progress", "resolved": "resolved"}.get(name)
+    status = {
+        "status_changed": "in_progress",
+        "resolved": "resolved",
+        "autoresolved": "resolved",
+        "rating_reminder": "resolved",
+        "customer_reminder": "waiting_customer",
+    }.get(name)
     if status is not None:
         for context in (full, bare):
             context["ticket"] = context["ticket"] | {
@@ -449,6 +519,8 @@ def sample_contexts(name: str, language: str) -> list[dict[str, Any]]:
     variants = [full, bare]
     if name in TICKET_OPTIONAL and with_ticket:
         variants.append(bare | {"ticket": None})
+    if name in ("sla_warning", "sla_escalation"):
+        variants.append(full | {"sla": "resolution"})
     if name == "agent_notification":
         for event in ("appended", "reopened", "bounce"):
             variants.append(full | {"event": event})

@@ -17,7 +17,9 @@ from maild.storage.models import (
     Customer,
     CustomerLink,
     OAuthToken,
+    SchedulerMark,
     SchemaVersion,
+    Ticket,
 )
 
 
@@ -44,6 +46,26 @@ def _v3_blob_store(db: pw.Database) -> None:
     db.create_tables([Blob, BlobChunk], safe=True)
 
 
+def _v4_scheduler(db: pw.Database) -> None:
+    # The scheduler's done-marks, and the ticket's SLA pause bookkeeping (SPEC §11).
+    from playhouse import migrate as schema
+
+    db.create_tables([SchedulerMark], safe=True)
+    have = {c.name for c in db.get_columns(Ticket._meta.table_name)}
+    migrator = schema.SchemaMigrator.from_database(db)
+    operations = [
+        migrator.add_column(Ticket._meta.table_name, name, Ticket._meta.fields[name])
+        for name in ("waiting_since", "sla_pauses")
+        if name not in have
+    ]
+    if operations:
+        schema.migrate(*operations)
+        # A ticket already waiting started its pause at its last change, near enough.
+        Ticket.update(waiting_since=Ticket.updated_at).where(
+            Ticket.status == "waiting_customer"
+        ).execute()
+
+
 def _v5_customers(db: pw.Database) -> None:
     # Known customers (SPEC §13) and the per-address ticket-list keys (SPEC §12).
     db.create_tables([Customer, CustomerLink], safe=True)
@@ -58,6 +80,7 @@ MIGRATIONS: list[Callable[[pw.Database], None]] = [
     _v1_initial,
     _v2_ticket_lookup_indexes,
     _v3_blob_store,
+    _v4_scheduler,
     _v5_customers,
     _v6_oauth,
 ]

@@ -105,6 +105,11 @@ class Ticket(BaseModel):
     updated_at = pw.DateTimeField(default=utcnow)
     resolved_at = pw.DateTimeField(null=True)
     closed_at = pw.DateTimeField(null=True)
+    # SLA clock (SPEC §11): when the ticket went waiting_customer (None when not
+    # waiting), and the waiting periods [start, end] (ISO UTC) not yet folded into
+    # the due times by the scheduler.
+    waiting_since = pw.DateTimeField(null=True)
+    sla_pauses = JSONField(default=list)
 
 
 class TicketCC(BaseModel):
@@ -282,6 +287,16 @@ class BlobChunk(BaseModel):
         primary_key = pw.CompositeKey("blob", "seq")
 
 
+class SchedulerMark(BaseModel):
+    """One scheduler job done (a warning, a breach, a reminder, a digest...), under a
+    unique key, committed with what the job changed: never done twice, never lost."""
+
+    key = pw.CharField(max_length=255, unique=True)
+    job = pw.CharField(max_length=40)
+    ticket = pw.ForeignKeyField(Ticket, null=True, backref="marks", on_delete="CASCADE")
+    done_at = pw.DateTimeField(default=utcnow, index=True)
+
+
 class Customer(BaseModel):
     """A known customer (SPEC §13): one address, or a whole domain (``email`` NULL)."""
 
@@ -338,6 +353,7 @@ MODELS: list[type[pw.Model]] = [
     RateWindowNotice,
     Blob,
     BlobChunk,
+    SchedulerMark,
     Customer,
     CustomerLink,
     OAuthToken,

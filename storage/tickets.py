@@ -166,6 +166,15 @@ def set_status(ticket: Ticket, status: str, actor: str, now: datetime) -> bool:
     elif old in ("resolved", "closed"):
         ticket.resolved_at = None
         ticket.closed_at = None
+    # The SLA clock: a waiting period starts and ends with the status; the scheduler
+    # folds closed periods into the due times (pause_while_waiting).
+    if status == "waiting_customer":
+        ticket.waiting_since = stamp
+    elif old == "waiting_customer" and ticket.waiting_since is not None:
+        start = ticket.waiting_since
+        start = start if isinstance(start, datetime) else datetime.fromisoformat(str(start))
+        ticket.sla_pauses = [*(ticket.sla_pauses or []), [start.isoformat(), stamp.isoformat()]]
+        ticket.waiting_since = None
     add_event(ticket, "status_changed", actor, now, old=old, new=status)
     return True
 

@@ -113,7 +113,8 @@ class PageView:
     can_close: bool
     can_rate: bool
     language: str = "pt_BR"  # the ticket's: the page is shown in it
-    first_response_due: datetime | None = None  # until an agent has answered
+    first_response_due: datetime | None = None  # SPEC §11: shown while ahead
+    resolution_due: datetime | None = None
 
 
 def ticket_language(app: App, ticket: Ticket) -> str:
@@ -276,10 +277,15 @@ def load_page(app: App, number_text: str, key: str) -> PageView | None:
         can_close=ticket.status not in DONE_STATUSES,
         can_rate=ticket.status in DONE_STATUSES,
         language=language,
-        first_response_due=None
-        if ticket.status in DONE_STATUSES or any(e.kind == "agent" for e in entries)
-        else aware(ticket.first_response_due),
+        **_due_times(app, ticket),
     )
+
+
+def _due_times(app: App, ticket: Ticket) -> dict[str, datetime | None]:
+    from maild.scheduler.runner import due_times
+
+    first, resolution = due_times(app, ticket, app.clock.now())
+    return {"first_response_due": first, "resolution_due": resolution}
 
 
 def load_attachment(app: App, number_text: str, key: str, attachment_text: str) -> FileData | None:

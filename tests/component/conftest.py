@@ -51,6 +51,10 @@ TICKET_FIELDS = (
     "updated_at",
     "message_count",
     "link",
+    # SPEC §11: due times (null once met) and whether one has passed
+    "first_response_due",
+    "resolution_due",
+    "overdue",
 )
 ENTRY_FIELDS = frozenset(
     {

@@ -355,6 +355,7 @@ def test_tickets_list_human_table(maild: Maild, desk: dict[str, int]) -> None:
         "DEPT",
         "REQUESTER",
         "CREATED",
+        "DUE",
         "MSGS",
         "SUBJECT",
     ]

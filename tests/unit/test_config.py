@@ -551,3 +551,41 @@ def test_address_syntax_is_checked_by_email_validator(address: str, valid: bool)
     from maild.config import is_email
 
     assert is_email(address) is valid
+
+
+def test_scheduler_keys_defaults_and_errors() -> None:
+    s = parse(doc())
+    assert (s.sla.warn_before, s.sla.escalate_to, s.sla.pause_while_waiting) == ("1h", (), True)
+    assert (s.tickets.remind_after, s.tickets.autoresolve_after, s.tickets.close_after) == (
+        "3d",
+        "4d",
+        "7d",
+    )
+    assert (s.digest.enabled, s.digest.at, s.business_hours.breaks) == (True, "08:30", ())
+    s = parse(
+        doc(
+            sla={"escalate_to": ["Gerente@Example.com"], "pause_while_waiting": False},
+            business_hours={"breaks": ["12:00-13:30"]},
+            digest={"at": "07:45", "enabled": False},
+        )
+    )
+    assert s.sla.escalate_to == ("gerente@example.com",)
+    assert s.business_hours.breaks == ("12:00-13:30",)
+    assert (s.digest.at, s.digest.enabled) == ("07:45", False)
+    errors = errors_of(
+        doc(
+            sla={"escalate_to": ["gerente"], "warn_before": "soon"},
+            business_hours={"breaks": ["13:30-12:00", "07:00-08:00"]},
+            tickets={"remind_after": "3 days"},
+            digest={"at": "8h"},
+        )
+    )
+    assert errors == [
+        "tickets.remind_after: '3 days' is not a duration like '4h', '30m', '1h30m' or '6d'",
+        "business_hours.breaks[0]: '13:30-12:00' is not a break like '12:00-13:30'",
+        "business_hours.breaks: each break must lie between open and close without "
+        "overlapping another",
+        "sla.warn_before: 'soon' is not a duration like '4h', '30m', '1h30m' or '6d'",
+        "sla.escalate_to[0]: 'gerente' is not an email address",
+        "digest.at: '8h' is not a time of day HH:MM",
+    ]
