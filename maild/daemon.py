@@ -27,7 +27,7 @@ from maild.app import App, build_app
 from maild.clock import Clock
 from maild.config import ConfigError, Settings, load_settings
 from maild.notify import Notifier, watchdog_interval
-from maild.pipeline import IngestResult, recover
+from maild.pipeline import IngestResult, recover, retry_stranded
 from maild.sender import MaildirTransport, OutboxSender, Transport, make_transport
 from maild.storage import outbox as ob
 from maild.storage.models import OUTBOX_PENDING, Outbox, OutboxAttempt, aware
@@ -37,6 +37,7 @@ log = structlog.get_logger("maild.daemon")
 SHUTDOWN_GRACE_SECONDS = 8.0  # systemd's default stop timeout is longer; the SPEC asks 10 s
 SENDER_IDLE_SECONDS = 30.0  # safety-net pass even when nothing woke the sender
 IMAP_TIMEOUT_SECONDS = 8.0
+STORAGE_RETRY_SECONDS = 5.0  # stored messages a resource fault interrupted are retried
 
 
 @dataclass
@@ -166,6 +167,21 @@ class Daemon:
         seconds = (due - self.app.clock.now()).total_seconds()
         return max(0.05, min(SENDER_IDLE_SECONDS, seconds))
 
+    async def storage_retry_loop(self) -> None:
+        """Finish the messages that were stored but met a resource fault (a full disk)
+        while being processed: their sources were told to retry, but an MTA that
+        retries sends a copy, and the row in hand must not wait for a restart."""
+        assert self._stopping is not None
+        while not self._stopping.is_set():
+            if self.app.metrics.storage.stranded():
+                try:
+                    for result in await asyncio.to_thread(retry_stranded, self.app):
+                        self.on_ingested(result)
+                except Exception as exc:  # the loop must survive a bad pass
+                    log.error("storage.retry_failed", error=f"{type(exc).__name__}: {exc}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=STORAGE_RETRY_SECONDS)
+
     async def watchdog_loop(self) -> None:
         assert self._stopping is not None
         interval = watchdog_interval() or 15.0
@@ -242,6 +258,7 @@ class Daemon:
         tasks = [
             asyncio.create_task(self.sender_loop(), name="sender"),
             asyncio.create_task(self.watchdog_loop(), name="watchdog"),
+            asyncio.create_task(self.storage_retry_loop(), name="storage-retry"),
         ]
         self.notifier.ready(self.counters.status_line())
         log.info("daemon.ready", owner=self.owner)

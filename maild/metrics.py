@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from maild.faults import StorageHealth
 from maild.storage.models import (
     INBOUND_HELD,
     INBOUND_QUARANTINED,
@@ -101,6 +102,9 @@ class Metrics:
         )
         self._lock = threading.Lock()
         self._sources: dict[str, SourceState] = {}
+        # The last resource fault met while storing (a full disk, a lost database),
+        # shown by /healthz until a message gets through again.
+        self.storage = StorageHealth()
         if database_figures:
             r.register(_DatabaseCollector())
 

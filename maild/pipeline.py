@@ -22,6 +22,7 @@ import structlog
 
 from maild.app import App
 from maild.errors import StorageUnavailableError
+from maild.faults import DATABASE_ERRORS, ResourceFault, detect_resource_fault
 from maild.parsers.message import parse_message
 from maild.policy import types as o
 from maild.policy.classify import classify
@@ -130,10 +131,14 @@ def store_inbound(
                 imap_uidvalidity=position.uidvalidity if position else None,
                 imap_uid=position.uid if position else None,
             )
-    except StoreError as exc:
-        raise StorageUnavailableError(str(exc)) from exc
-    except pw.DatabaseError as exc:
-        raise StorageUnavailableError(f"database: {exc}") from exc
+    except Exception as exc:
+        fault = detect_resource_fault(exc)
+        if fault is not None:
+            raise storage_unavailable(app, fault) from exc
+        if isinstance(exc, (StoreError, *DATABASE_ERRORS)):
+            # A passing conflict (two writers of the same row): the sender retries.
+            raise StorageUnavailableError(f"not stored: {exc}") from exc
+        raise
 
 
 # ---------------------------------------------------------------------------
@@ -151,6 +156,7 @@ def ingest(
     """Store then process one message. Raises only StorageUnavailableError."""
     inbound = store_inbound(app, raw, source, position, declared_size)
     if inbound.state != INBOUND_RECEIVED:  # re-fetched IMAP message already handled
+        storage_ok(app)
         return _result_of(inbound)
     # Hand the bytes on rather than re-reading them: one copy of a large
     # message in memory, not two (too_large ones are processed from the headers kept).
@@ -227,6 +233,7 @@ def process_inbound(
                         app.clock.now(),
                         bypass_rate_limit=bypass_rate_limit,
                     )
+                storage_ok(app, inbound.id)
                 _log_result(result, started, app, inbound.source)
                 return result
             except pw.IntegrityError as exc:
@@ -234,12 +241,14 @@ def process_inbound(
                 # the next pass sees its row.
                 last_error = f"{type(exc).__name__}: {exc}"
                 continue
-            except pw.OperationalError as exc:
-                # The database is busy or gone: not the message's fault. It stays
-                # 'received' (recovered at the next start) and the source retries.
-                log.warning("message.deferred", error=str(exc))
-                raise StorageUnavailableError(f"database: {exc}") from exc
             except Exception as exc:  # the per-message boundary: never crash the loop
+                fault = detect_resource_fault(exc)
+                if fault is not None:
+                    # A full disk, a lost or locked database: not the message's fault.
+                    # It stays 'received' (retried once the fault passes, recovered at
+                    # the next start) and the source retries too; no traceback.
+                    app.metrics.storage.strand(inbound.id)
+                    raise storage_unavailable(app, fault) from exc
                 last_error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
                 log.error(
                     "message.failed",
@@ -247,9 +256,68 @@ def process_inbound(
                     trace=traceback.format_exc(limit=8),
                 )
                 break
-        result = _quarantine(app, inbound, last_error, position, raw)
+        try:
+            result = _quarantine(app, inbound, last_error, position, raw)
+        except Exception as exc:
+            fault = detect_resource_fault(exc)
+            if fault is None:
+                raise
+            app.metrics.storage.strand(inbound.id)
+            raise storage_unavailable(app, fault) from exc
         _log_result(result, started, app, inbound.source)
         return result
+
+
+def storage_unavailable(app: App, fault: ResourceFault) -> StorageUnavailableError:
+    """Record ``fault`` for /healthz, log the first of an outage, and return the
+    error that asks the source to retry (451, EX_TEMPFAIL, IMAP left unflagged)."""
+    if app.metrics.storage.record(fault, app.clock.now()):
+        # One line per outage, naming what is full: no traceback, it is no bug.
+        log.warning(
+            "storage.unavailable", reason=fault.reason, target=fault.target, error=fault.error
+        )
+    return StorageUnavailableError(f"not stored: {fault.describe()}", fault)
+
+
+def storage_ok(app: App, inbound_id: int | None = None) -> None:
+    """A message got through: whatever fault was recorded is over."""
+    if inbound_id is not None:
+        app.metrics.storage.unstrand(inbound_id)
+    ended = app.metrics.storage.clear()
+    if ended is not None:
+        log.info(
+            "storage.recovered",
+            reason=ended.fault.reason,
+            target=ended.fault.target,
+            seconds=round((app.clock.now() - ended.since).total_seconds(), 1),
+        )
+
+
+def retry_stranded(app: App) -> list[IngestResult]:
+    """Process the stored messages this process could not finish during a resource
+    fault; stops at the first that still meets one. Not counted as attempts: the
+    fault was never theirs (contrast ``recover``, after a crash)."""
+    results = []
+    for inbound_id in app.metrics.storage.stranded():
+        try:
+            inbound = Inbound.get_or_none(Inbound.id == inbound_id)
+            if inbound is None or inbound.state != INBOUND_RECEIVED:
+                app.metrics.storage.unstrand(inbound_id)
+                continue
+            position = None
+            if inbound.imap_source is not None:
+                position = ImapPosition(
+                    inbound.imap_source, inbound.imap_uidvalidity, inbound.imap_uid
+                )
+            results.append(process_inbound(app, inbound, position=position))
+        except StorageUnavailableError:
+            break
+        except DATABASE_ERRORS as exc:
+            fault = detect_resource_fault(exc)
+            if fault is not None:
+                storage_unavailable(app, fault)
+            break
+    return results
 
 
 def release(app: App, inbound_id: int) -> IngestResult:
@@ -340,7 +408,12 @@ def _transaction(app: App) -> Iterator[Any]:
 def _load_raw(app: App, inbound: Inbound) -> bytes:
     try:
         return app.raw_store.get(inbound.raw.sha256)
-    except OSError as exc:
+    except Exception as exc:
+        fault = detect_resource_fault(exc)
+        if fault is not None:
+            raise storage_unavailable(app, fault) from exc
+        if not isinstance(exc, OSError):
+            raise
         raise StorageUnavailableError(
             f"raw message {inbound.raw.sha256} unreadable: {exc}"
         ) from exc
@@ -646,5 +719,6 @@ __all__ = [
     "process_inbound",
     "recover",
     "release",
+    "retry_stranded",
     "store_inbound",
 ]
