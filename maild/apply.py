@@ -590,9 +590,12 @@ def _rate_limited(c: _Ctx) -> Ticket | None:
 
 
 def _too_large(c: _Ctx) -> Ticket | None:
+    limit = c.settings.attachments.max_message_bytes
+    if c.inbound.raw.size <= limit:
+        limit = c.settings.limits.max_header_bytes  # it was its headers that were too large
     c.notice(
         "notice_too_large",
-        limit_bytes=c.settings.attachments.max_message_bytes,
+        limit_bytes=limit,
         size_bytes=c.inbound.raw.size,
         original_subject=c.msg.parsed.subject,
     )

@@ -86,6 +86,35 @@ def split_headers(raw: bytes) -> bytes:
     return raw[:65536]
 
 
+def header_length(raw: bytes) -> int:
+    """Bytes up to and including the blank line after the headers; ``len(raw)``
+    when there is none (a message of headers only, or not a message at all)."""
+    ends = [index + len(sep) for sep in (b"\r\n\r\n", b"\n\n") if (index := raw.find(sep)) != -1]
+    return min(ends) if ends else len(raw)
+
+
+def kept_headers(raw: bytes, max_header_bytes: int) -> bytes:
+    """What a too_large message keeps: its headers, cut to ``max_header_bytes`` at
+    a line end (a header bomb is kept as evidence, not parsed whole)."""
+    head = split_headers(raw)
+    if len(head) <= max_header_bytes:
+        return head
+    head = head[:max_header_bytes]
+    cut = head.rfind(b"\n")
+    head = head[: cut + 1] if cut > 0 else head
+    while head[:1] in (b" ", b"\t") or head.startswith((b"\r\n", b"\n")):
+        head = head[1:]  # never start inside a folded line
+    return head.rstrip(b"\r\n") + b"\r\n\r\n"
+
+
+def is_too_large(raw: bytes, size: int, settings: Any) -> bool:
+    """Over ``attachments.max_message_bytes`` whole, or over ``limits.max_header_bytes``
+    of headers: either way only (at most that many bytes of) the headers are kept."""
+    if size > settings.attachments.max_message_bytes:
+        return True
+    return header_length(raw) > settings.limits.max_header_bytes
+
+
 def store_inbound(
     app: App,
     raw: bytes,
@@ -100,8 +129,8 @@ def store_inbound(
     holds only its headers and the message is ``too_large``.
     """
     size = max(len(raw), declared_size or 0)
-    headers_only = size > app.settings.attachments.max_message_bytes
-    kept = split_headers(raw) if headers_only else raw
+    headers_only = is_too_large(raw, size, app.settings)
+    kept = kept_headers(raw, app.settings.limits.max_header_bytes) if headers_only else raw
     try:
         with app.db.atomic():
             # In the database (the default) the bytes commit with the row that records
@@ -173,15 +202,18 @@ def dry_run(app: App, raw: bytes, source: str = "ingest") -> IngestResult:
     written to the raw or attachment stores.
     """
     now = app.clock.now()
-    headers_only = len(raw) > app.settings.attachments.max_message_bytes
-    digest = sha256_hex(split_headers(raw) if headers_only else raw)
+    size = len(raw)
+    headers_only = is_too_large(raw, size, app.settings)
+    if headers_only:
+        raw = kept_headers(raw, app.settings.limits.max_header_bytes)
+    digest = sha256_hex(raw)
     try:
         with _transaction(app) as txn:
             raw_row = RawMessage.get_or_none(RawMessage.sha256 == digest)
             if raw_row is None:
                 raw_row = RawMessage.create(
                     sha256=digest,
-                    size=len(raw),
+                    size=size,
                     headers_only=headers_only,
                     created_at=to_storage(now),
                 )

@@ -80,3 +80,50 @@ def test_colleague_is_not_added_beyond_the_cap(make_app) -> None:
     assert Event.get(Event.kind == "ccs_left_out").data["addresses"] == [
         "rita@padaria.example.com.br"
     ]
+
+
+# ---------------------------------------------------------------------------
+# header bomb: limits.max_header_bytes
+# ---------------------------------------------------------------------------
+
+
+def _header_bomb(count: int = 100_000) -> bytes:
+    filler = b"".join(b"X-Filler-%d: %s\r\n" % (i, b"v" * 30) for i in range(count))
+    return (
+        b"From: Mariana <" + CUSTOMER.encode() + b">\r\n"
+        b"To: suporte@example.com\r\n"
+        b"Subject: bomba\r\n"
+        b"Message-ID: <bomb-1@cliente.example>\r\n" + filler + b"\r\ncorpo\r\n"
+    )
+
+
+def test_header_bomb_is_too_large_with_its_headers_cut_and_kept(app) -> None:
+    from maild.storage.models import Inbound
+
+    raw = _header_bomb()
+    assert len(raw) > 4_000_000
+    result = ingest(app, raw)
+
+    assert result.outcome == o.TOO_LARGE
+    inbound = Inbound.get_by_id(result.inbound_id)
+    assert inbound.raw.headers_only and inbound.raw.size == len(raw)
+    kept = app.raw_store.get(inbound.raw.sha256)
+    limit = app.settings.limits.max_header_bytes
+    assert len(kept) <= limit
+    assert kept.startswith(b"From: Mariana") and kept.endswith(b"\r\n\r\n")
+    assert b"corpo" not in kept
+    notice = outbox("notice_too_large")
+    assert len(notice) == 1 and notice[0].recipients == [CUSTOMER]
+    text, _ = bodies(notice[0])
+    assert "256 KB" in text  # the header limit, not the 25 MB message limit
+    assert outbox("confirmation") == []
+
+
+def test_headers_under_the_limit_are_untouched(make_app) -> None:
+    app = make_app(limits={"max_header_bytes": 4096})
+    ok = mail(headers={"X-Long": "a" * 3000})
+    assert ingest(app, ok).outcome == o.CREATED
+    bomb = mail(headers={f"X-Long-{i}": "a" * 900 for i in range(5)})
+    result = ingest(app, bomb)
+    assert result.outcome == o.TOO_LARGE
+    assert len(bomb) < app.settings.attachments.max_message_bytes
