@@ -89,9 +89,23 @@ class _PostgresqlDatabase(peewee.PostgresqlDatabase):
 
     def cursor(self, named_cursor: Any = None) -> Any:
         if not self.in_transaction() and not self.is_closed() and not self.is_connection_usable():
-            with contextlib.suppress(Exception):
-                self.close()
+            self._drop_connection()
         return super().cursor(named_cursor)
+
+    def begin(self, isolation_level: Any = None) -> None:
+        # A connection killed while idle looks fine until used: when BEGIN is what
+        # finds it dead, nothing was done yet, so open a new one and begin there.
+        try:
+            super().begin(isolation_level)
+        except (peewee.OperationalError, peewee.InterfaceError):
+            if self.is_closed() or self.is_connection_usable():
+                raise
+            self._drop_connection()
+            super().begin(isolation_level)
+
+    def _drop_connection(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
 
 
 def make_database(url: str) -> peewee.Database:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import io
 import json
 import random
 import secrets
@@ -21,14 +22,17 @@ from typing import Any
 import peewee
 import pytest
 from imapclient import SEEN
-from maild.storage.models import Inbound
+from maild.storage.models import MODELS, Inbound
 
+from maild.cli import run_cli
 from maild.errors import StorageUnavailableError
+from maild.ingest_cli import EX_TEMPFAIL
 from maild.intake.imap import ImapRunner
 from maild.logging import configure_logging
 from maild.pipeline import ingest, retry_stranded
 from maild.policy import types as o
-from tests.conftest import IN_CI, PG_URL
+from tests.component.conftest import to_toml
+from tests.conftest import BASE_SETTINGS, IN_CI, PG_URL, _merge
 from tests.integration.test_lmtp import Listener, free_port, lmtp_client, send_data
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -107,8 +111,9 @@ def _stored_ids() -> set[str]:
     return {row.message_id.strip("<>") for row in rows}
 
 
+@pytest.mark.parametrize("blobs", ["database", "files"])
 def test_full_disk_while_lmtp_and_imap_are_in_flight(
-    small_disk: Path, make_app: Any, imap_mailbox: Any, tmp_path: Path
+    small_disk: Path, make_app: Any, imap_mailbox: Any, tmp_path: Path, blobs: str
 ) -> None:
     log_path = small_disk / "maild.log"
     log_file = open(log_path, "a", buffering=1)  # noqa: SIM115 - closed below, may not flush
@@ -118,6 +123,7 @@ def test_full_disk_while_lmtp_and_imap_are_in_flight(
     app = make_app(
         f"sqlite:///{small_disk / 'maild.sqlite3'}",
         daemon={"data_dir": str(small_disk / "var")},
+        storage={"blobs": blobs},
         listener={"enabled": True, "protocol": "lmtp", "port": free_port()},
         imap=[
             {
@@ -177,7 +183,8 @@ def test_full_disk_while_lmtp_and_imap_are_in_flight(
             codes[extra] = [_deliver(listener, _message(extra))]
         assert {c for cs in codes.values() for c in cs} <= {250, 451}  # never a 5xx
         state = app.metrics.storage.current()
-        assert state is not None and state.fault.target in ("database", str(small_disk))
+        assert state is not None
+        assert state.fault.target == "database" or state.fault.target.startswith(str(small_disk))
 
         # Space returns: the MTA retries what got 451, the IMAP runner its next pass.
         filler.unlink()
@@ -215,6 +222,41 @@ def test_full_disk_while_lmtp_and_imap_are_in_flight(
     lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
     assert "storage.recovered" in [line["event"] for line in lines]
     assert not any("Traceback" in json.dumps(line) or "trace" in line for line in lines)
+
+
+def test_ingest_exits_75_on_a_full_disk_and_0_once_space_returns(
+    small_disk: Path, make_app: Any, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{small_disk / 'maild.sqlite3'}"
+    app = make_app(url, daemon={"data_dir": str(small_disk / "var")})
+    data = _merge(BASE_SETTINGS, {"daemon": {"data_dir": str(small_disk / "var")}})
+    data["database"] = {"url": url}
+    config = tmp_path / "settings.toml"
+    config.write_text(to_toml(data), encoding="utf-8")
+    path = tmp_path / "m.eml"
+    path.write_bytes(_message("cli-1@c.example"))
+
+    def run() -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        try:
+            code = run_cli(
+                ["--config", str(config), "ingest", str(path)], out, err, clock=app.clock
+            )
+        finally:
+            app.db.bind(MODELS, bind_refs=False, bind_backrefs=False)
+        return code, out.getvalue(), err.getvalue()
+
+    ingest(app, _message("warm-up@c.example"))
+    filler = _fill(small_disk)
+    try:
+        code, out, err = run()
+        assert code == EX_TEMPFAIL, (out, err)
+        assert out == "" and "Traceback" not in err
+    finally:
+        filler.unlink()
+    code, out, err = run()
+    assert code == 0, err
+    assert json.loads(out)["outcome"] == o.CREATED
 
 
 # ---------------------------------------------------------------------------
