@@ -27,7 +27,7 @@ from maild.app import App, build_app
 from maild.clock import Clock
 from maild.config import ConfigError, Settings, load_settings
 from maild.notify import Notifier, watchdog_interval
-from maild.pipeline import IngestResult, recover, retry_stranded
+from maild.pipeline import IngestResult, probe_storage, recover, retry_stranded
 from maild.sender import MaildirTransport, OutboxSender, Transport, make_transport
 from maild.storage import outbox as ob
 from maild.storage.models import OUTBOX_PENDING, Outbox, OutboxAttempt, aware
@@ -168,17 +168,22 @@ class Daemon:
         return max(0.05, min(SENDER_IDLE_SECONDS, seconds))
 
     async def storage_retry_loop(self) -> None:
-        """Finish the messages that were stored but met a resource fault (a full disk)
-        while being processed: their sources were told to retry, but an MTA that
-        retries sends a copy, and the row in hand must not wait for a restart."""
+        """After a resource fault (a full disk): finish the messages that were stored
+        but not processed (their sources were told to retry, but the row in hand must
+        not wait for a restart), else probe until there is room again."""
         assert self._stopping is not None
         while not self._stopping.is_set():
-            if self.app.metrics.storage.stranded():
-                try:
+            storage = self.app.metrics.storage
+            try:
+                if storage.stranded():
                     for result in await asyncio.to_thread(retry_stranded, self.app):
                         self.on_ingested(result)
-                except Exception as exc:  # the loop must survive a bad pass
-                    log.error("storage.retry_failed", error=f"{type(exc).__name__}: {exc}")
+                elif storage.current() is not None:
+                    # Nothing stored to finish: see whether there is room again, so
+                    # /healthz recovers even when no mail comes (a balancer took us out).
+                    await asyncio.to_thread(probe_storage, self.app)
+            except Exception as exc:  # the loop must survive a bad pass
+                log.error("storage.retry_failed", error=f"{type(exc).__name__}: {exc}")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), timeout=STORAGE_RETRY_SECONDS)
 

@@ -10,11 +10,14 @@ whatever happens after, the message ends with exactly one outcome on its
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import peewee as pw
@@ -323,6 +326,40 @@ def storage_ok(app: App, inbound_id: int | None = None) -> None:
             target=ended.fault.target,
             seconds=round((app.clock.now() - ended.since).total_seconds(), 1),
         )
+
+
+PROBE_FREE_BYTES = 1 << 20  # below this much free space, storing is not tried again
+PROBE_ADDRESS = "storage-probe.invalid"
+
+
+def probe_storage(app: App) -> bool:
+    """After a resource fault with nothing left to retry: is there room again?
+    Free space where blobs and the SQLite file live, and one small write
+    transaction (taken back in the same commit). True, and the fault cleared, when
+    both pass; /healthz then says ok without waiting for the next message."""
+    try:
+        for folder in _storage_folders(app):
+            stat = os.statvfs(folder)
+            if stat.f_bavail * stat.f_frsize < PROBE_FREE_BYTES:
+                raise OSError(errno.ENOSPC, "less than 1 MiB free", str(folder))
+        with _transaction(app):
+            RateWindowNotice.create(address=PROBE_ADDRESS, window_start=to_storage(app.clock.now()))
+            RateWindowNotice.delete().where(RateWindowNotice.address == PROBE_ADDRESS).execute()
+    except Exception as exc:
+        fault = detect_resource_fault(exc)
+        if fault is None:
+            raise
+        storage_unavailable(app, fault)
+        return False
+    storage_ok(app)
+    return True
+
+
+def _storage_folders(app: App) -> list[Path]:
+    folders = [Path(app.settings.daemon.data_dir)]
+    if isinstance(app.db, pw.SqliteDatabase) and app.db.database != ":memory:":
+        folders.append(Path(app.db.database).parent)
+    return [folder for folder in folders if folder.is_dir()]
 
 
 def retry_stranded(app: App) -> list[IngestResult]:
@@ -748,6 +785,7 @@ __all__ = [
     "IngestResult",
     "dry_run",
     "ingest",
+    "probe_storage",
     "process_inbound",
     "recover",
     "release",

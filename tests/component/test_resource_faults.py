@@ -23,7 +23,7 @@ from maild.faults import (
     detect_resource_fault,
 )
 from maild.logging import configure_logging
-from maild.pipeline import ingest, retry_stranded
+from maild.pipeline import ingest, probe_storage, retry_stranded
 from maild.policy import types as o
 from tests.component.conftest import counts, mail
 
@@ -150,3 +150,15 @@ def test_a_log_that_cannot_be_written_never_fails_a_delivery(app) -> None:
         with contextlib.suppress(OSError):  # its buffer cannot be flushed either
             full.close()
     assert result.outcome == o.CREATED
+
+
+def test_probe_clears_the_fault_once_a_write_gets_through(app) -> None:
+    ingest(app, mail(subject="aquecimento"))
+    _fill_database(app)
+    with pytest.raises(StorageUnavailableError):
+        ingest(app, mail(subject="grande", body="z" * 300_000 + "\n"))
+    app.db.execute_sql("PRAGMA max_page_count = 1073741823")
+    assert app.metrics.storage.current() is not None
+    assert probe_storage(app)
+    assert app.metrics.storage.current() is None
+    assert counts()["tickets"] == 1  # the probe leaves nothing behind

@@ -29,7 +29,7 @@ from maild.errors import StorageUnavailableError
 from maild.ingest_cli import EX_TEMPFAIL
 from maild.intake.imap import ImapRunner
 from maild.logging import configure_logging
-from maild.pipeline import ingest, retry_stranded
+from maild.pipeline import ingest, probe_storage, retry_stranded
 from maild.policy import types as o
 from tests.component.conftest import to_toml
 from tests.conftest import BASE_SETTINGS, IN_CI, PG_URL, _merge
@@ -186,9 +186,13 @@ def test_full_disk_while_lmtp_and_imap_are_in_flight(
         assert state is not None
         assert state.fault.target == "database" or state.fault.target.startswith(str(small_disk))
 
+        assert not probe_storage(app)  # still full: /healthz stays unavailable
+
         # Space returns: the MTA retries what got 451, the IMAP runner its next pass.
         filler.unlink()
         filler = None
+        if not app.metrics.storage.stranded():
+            assert probe_storage(app)  # what the daemon does while nothing is stranded
         for mid, cs in codes.items():
             if cs[-1] != 250:
                 cs.append(_deliver(listener, _message(mid)))
