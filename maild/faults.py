@@ -90,7 +90,10 @@ def detect_resource_fault(exc: BaseException) -> ResourceFault | None:
     """The resource fault behind ``exc``, or None when it is not one."""
     database = False
     for item in _chain(exc):
-        if isinstance(item, OSError) and item.errno in _ERRNO_REASONS:
+        # A missing or incomplete blob (FileNotFoundError, even with EIO) is a fact
+        # about that message, not about the disk.
+        missing = isinstance(item, FileNotFoundError)
+        if isinstance(item, OSError) and item.errno in _ERRNO_REASONS and not missing:
             named = (e.filename for e in _chain(exc) if isinstance(e, OSError) and e.filename)
             target = str(next(named, "data_dir"))
             return ResourceFault(_ERRNO_REASONS[item.errno], target, _text(item))

@@ -86,6 +86,7 @@ def test_resource_faults_are_recognised(exc, reason, target) -> None:
         pw.IntegrityError("UNIQUE constraint failed"),
         OSError(errno.EACCES, "Permission denied"),
         KeyError("x"),
+        FileNotFoundError(errno.EIO, "blob abc is incomplete"),
     ],
 )
 def test_bugs_are_not_resource_faults(exc) -> None:
