@@ -111,6 +111,17 @@ def _stored_ids() -> set[str]:
     return {row.message_id.strip("<>") for row in rows}
 
 
+def _all_seen(mailbox: Any) -> bool:
+    imap = mailbox.client()
+    try:
+        imap.select_folder("INBOX", readonly=True)
+        flags = imap.fetch(imap.search(["ALL"]), ["FLAGS"])
+        return all(SEEN in data[b"FLAGS"] for data in flags.values())
+    finally:
+        with contextlib.suppress(Exception):
+            imap.logout()
+
+
 @pytest.mark.parametrize("blobs", ["database", "files"])
 def test_full_disk_while_lmtp_and_imap_are_in_flight(
     small_disk: Path, make_app: Any, imap_mailbox: Any, tmp_path: Path, blobs: str
@@ -199,8 +210,11 @@ def test_full_disk_while_lmtp_and_imap_are_in_flight(
                 assert cs[-1] == 250, (mid, cs, app.metrics.storage.current())
         retry_stranded(app)  # the daemon's storage_retry_loop does this every 5 s
 
+        # The runner flags a message once its outcome is committed: wait for both.
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not set(imap_ids) <= _stored_ids():
+        while time.monotonic() < deadline and not (
+            set(imap_ids) <= _stored_ids() and _all_seen(imap_mailbox)
+        ):
             time.sleep(0.2)
     finally:
         stop.set()
@@ -217,10 +231,7 @@ def test_full_disk_while_lmtp_and_imap_are_in_flight(
     assert app.metrics.storage.current() is None  # /healthz is back to ok
 
     # IMAP: processed messages are flagged, none was left behind.
-    imap = imap_mailbox.client()
-    imap.select_folder("INBOX", readonly=True)
-    flags = imap.fetch(imap.search(["ALL"]), ["FLAGS"])
-    assert all(SEEN in data[b"FLAGS"] for data in flags.values())
+    assert _all_seen(imap_mailbox)
 
     log_file.close()
     lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()]
