@@ -21,6 +21,7 @@ from maild.storage.db import open_database
 from maild.storage.stores import BlobStore, DatabaseStore, attachment_store, raw_store
 
 if TYPE_CHECKING:
+    from maild.oauth import OAuthTokens
     from maild.render import Renderer
 
 
@@ -61,6 +62,12 @@ class App:
         return Renderer(
             SHIPPED_TEMPLATES_DIR, self.settings.daemon.templates_dir, self.settings.daemon.language
         )
+
+    @cached_property
+    def oauth(self) -> OAuthTokens:
+        from maild.oauth import OAuthTokens
+
+        return OAuthTokens(self)
 
     def close(self) -> None:
         if not self.db.is_closed():

@@ -88,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     ql.add_argument("--json", action="store_true")
     qr = q_sub.add_parser("release", help="process a held or quarantined message now")
     qr.add_argument("id", type=int)
+
+    from maild.oauth_cli import add_parsers
+
+    add_parsers(sub)  # sources list, oauth authorize / generate-key
     return parser
 
 
@@ -199,7 +203,11 @@ def cmd_check_config(
         f"  base_url       {d.base_url}",
         f"  data_dir       {d.data_dir}",
         f"  database       {_redact_url(settings.database_url)}",
-        f"  imap sources   {', '.join(s.name for s in settings.imap) or 'none'}",
+        "  imap sources   "
+        + (
+            ", ".join(f"{s.name}{' (xoauth2)' * (s.auth == 'xoauth2')}" for s in settings.imap)
+            or "none"
+        ),
         "  listener       "
         + (
             f"{settings.listener.protocol} on {settings.listener.host}:{settings.listener.port}"
@@ -208,7 +216,8 @@ def cmd_check_config(
         ),
         "  outbound       "
         + (
-            f"smtp {settings.smtp.host}:{settings.smtp.port} ({settings.smtp.security})"
+            f"smtp {settings.smtp.host}:{settings.smtp.port} ({settings.smtp.security}"
+            f"{', xoauth2' * (settings.smtp.auth == 'xoauth2')})"
             if settings.smtp
             else f"Maildir {d.data_dir / 'outbox'}"
         ),
@@ -448,6 +457,22 @@ def cmd_ingest(
     return ingest_command(args, settings, out, err, env)
 
 
+def cmd_sources(
+    args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
+) -> int:
+    from maild.oauth_cli import cmd_sources as run
+
+    return run(args, settings, out, err, env)
+
+
+def cmd_oauth(
+    args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
+) -> int:
+    from maild.oauth_cli import cmd_oauth as run
+
+    return run(args, settings, out, err, env)
+
+
 def cmd_run(
     args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
 ) -> int:
@@ -464,6 +489,8 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, Settings, TextIO, TextIO, Cli
     "quarantine": cmd_quarantine,
     "ingest": cmd_ingest,
     "run": cmd_run,
+    "sources": cmd_sources,
+    "oauth": cmd_oauth,
 }
 
 

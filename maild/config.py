@@ -30,6 +30,25 @@ SECURITY_MODES = ("tls", "starttls", "none")
 FOLLOWUP_POLICIES = ("reject", "reopen", "new_ticket")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 AGENT_AUTH_MODES = ("from", "authentication-results")
+AUTH_MODES = ("password", "xoauth2")  # SPEC §14
+OAUTH_PROVIDERS = ("google", "microsoft", "generic")
+# Keys an [[imap]] source or [smtp] takes for auth = "xoauth2" (SPEC §14).
+OAUTH_KEYS = frozenset(
+    {
+        "auth",
+        "oauth_provider",
+        "client_id",
+        "client_secret",  # known so that its error says where secrets go
+        "client_secret_file",
+        "client_secret_env",
+        "token_endpoint",
+        "authorization_endpoint",
+        "device_authorization_endpoint",
+        "tenant",
+        "scopes",
+        "oauth_key_file",
+    }
+)
 
 # Free-mail providers: sharing one of these domains says nothing about being a colleague.
 FREE_MAIL_DOMAINS = frozenset(
@@ -112,11 +131,29 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True)
+class OAuthSettings:
+    """XOAUTH2 for one account (an [[imap]] source or [smtp]); endpoints already filled
+    for google/microsoft. ``key`` encrypts the stored tokens (from ``oauth_key_file``)."""
+
+    provider: str
+    client_id: str
+    token_endpoint: str
+    authorization_endpoint: str = ""
+    device_authorization_endpoint: str = ""  # "" when the provider offers no device flow
+    scopes: tuple[str, ...] = ()
+    tenant: str = ""
+    client_secret: str | None = field(repr=False, default=None)
+    key: bytes = field(repr=False, default=b"")
+
+
+@dataclass(frozen=True)
 class ImapSource:
     name: str
     host: str
     username: str
     password: str = field(repr=False, default="")
+    auth: str = "password"
+    oauth: OAuthSettings | None = None
     port: int = 993
     security: str = "tls"
     folder: str = "INBOX"
@@ -142,6 +179,8 @@ class SmtpSettings:
     username: str | None = None
     password: str | None = field(repr=False, default=None)
     timeout_seconds: int = 30
+    auth: str = "password"
+    oauth: OAuthSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -660,6 +699,7 @@ def parse_settings(
                 "failed_folder",
                 "idle",
                 "poll_seconds",
+                *OAUTH_KEYS,
             },
         )
         name = r.required(t, p, "name", str, _non_empty) or f"imap{i}"
@@ -667,8 +707,13 @@ def parse_settings(
             r.error(f"{p}.name", f"{name!r} is used by another [[imap]] source")
         names.add(name)
         security = r.get(t, p, "security", str, "tls", _one_of(SECURITY_MODES))
+        auth = r.get(t, p, "auth", str, "password", _one_of(AUTH_MODES))
+        oauth = _oauth(r, t, p) if auth == "xoauth2" else _no_oauth_keys(r, t, p)
+        if auth == "xoauth2" and name == "smtp":
+            r.error(f"{p}.name", "'smtp' names the [smtp] tokens; choose another name")
         password = r.secret(t, p, "password")
-        if password is None and not any(k in t for k in ("password_file", "password_env")):
+        has_password = any(k in t for k in ("password_file", "password_env"))
+        if auth == "password" and password is None and not has_password:
             r.error(f"{p}.password_file", "is required (or password_env)")
         imap.append(
             ImapSource(
@@ -683,6 +728,8 @@ def parse_settings(
                 failed_folder=r.get(t, p, "failed_folder", str, None),
                 idle=r.get(t, p, "idle", bool, True),
                 poll_seconds=r.get(t, p, "poll_seconds", int, 60, _positive),
+                auth=auth,
+                oauth=oauth,
             )
         )
 
@@ -713,6 +760,7 @@ def parse_settings(
                 "password_file",
                 "password_env",
                 "timeout_seconds",
+                *OAUTH_KEYS,
             },
         )
         security = r.get(t, "smtp", "security", str, "starttls", _one_of(SECURITY_MODES))
@@ -720,7 +768,11 @@ def parse_settings(
         username = r.get(t, "smtp", "username", str, None)
         password = r.secret(t, "smtp", "password")
         has_secret = "password_file" in t or "password_env" in t
-        if username and password is None and not has_secret:
+        auth = r.get(t, "smtp", "auth", str, "password", _one_of(AUTH_MODES))
+        oauth = _oauth(r, t, "smtp") if auth == "xoauth2" else _no_oauth_keys(r, t, "smtp")
+        if auth == "xoauth2" and not username:
+            r.error("smtp.username", "is required when smtp.auth = 'xoauth2'")
+        if auth == "password" and username and password is None and not has_secret:
             r.error("smtp.password_file", "is required when smtp.username is set")
         smtp = SmtpSettings(
             host=r.required(t, "smtp", "host", str, _non_empty) or "",
@@ -729,6 +781,8 @@ def parse_settings(
             username=username,
             password=password,
             timeout_seconds=r.get(t, "smtp", "timeout_seconds", int, 30, _positive),
+            auth=auth,
+            oauth=oauth,
         )
 
     # [web]
@@ -955,6 +1009,108 @@ def parse_settings(
         storage=storage,
         source_path=source_path,
     )
+
+
+# Well-known endpoints and the scopes IMAP and SMTP need (docs/oauth.md). Google offers
+# no device flow for the mail scope, so its authorization is a loopback redirect.
+_GOOGLE = {
+    "token_endpoint": "https://oauth2.googleapis.com/token",
+    "authorization_endpoint": "https://accounts.google.com/o/oauth2/v2/auth",
+    "device_authorization_endpoint": "",
+    "scopes": ("https://mail.google.com/",),
+}
+_MICROSOFT_BASE = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0"
+_MICROSOFT_SCOPES = (
+    "https://outlook.office.com/IMAP.AccessAsUser.All",
+    "https://outlook.office.com/SMTP.Send",
+    "offline_access",
+)
+
+
+def _oauth(r: _Reader, t: Mapping[str, Any], p: str) -> OAuthSettings | None:
+    """The OAuth2 keys of a source or [smtp] with ``auth = "xoauth2"`` (SPEC §14)."""
+    provider = r.required(t, p, "oauth_provider", str, _one_of(OAUTH_PROVIDERS))
+    client_id = r.required(t, p, "client_id", str, _non_empty)
+    secret = r.secret(t, p, "client_secret")
+    tenant = r.get(t, p, "tenant", str, "", _non_empty)
+    if tenant and provider != "microsoft":
+        r.error(_join(p, "tenant"), "only applies to oauth_provider = 'microsoft'")
+    tenant = tenant or ("common" if provider == "microsoft" else "")
+    if provider == "google":
+        defaults: dict[str, Any] = dict(_GOOGLE)
+    elif provider == "microsoft":
+        base = _MICROSOFT_BASE.format(tenant=tenant)
+        defaults = {
+            "token_endpoint": f"{base}/token",
+            "authorization_endpoint": f"{base}/authorize",
+            "device_authorization_endpoint": f"{base}/devicecode",
+            "scopes": _MICROSOFT_SCOPES,
+        }
+    else:
+        defaults = {"authorization_endpoint": "", "device_authorization_endpoint": ""}
+    urls = {}
+    for key in ("token_endpoint", "authorization_endpoint", "device_authorization_endpoint"):
+        urls[key] = r.get(t, p, key, str, defaults.get(key), _http_url)
+    if provider == "generic" and not urls["token_endpoint"]:
+        r.error(_join(p, "token_endpoint"), "is required for oauth_provider = 'generic'")
+    if provider == "generic" and not (
+        urls["authorization_endpoint"] or urls["device_authorization_endpoint"]
+    ):
+        r.error(
+            _join(p, "authorization_endpoint"),
+            "is required (or device_authorization_endpoint) for oauth_provider = 'generic'",
+        )
+    scopes = _str_list(r, t, p, "scopes", defaults.get("scopes", ()), _non_empty)
+    key = b""
+    key_path = r.path(r.required(t, p, "oauth_key_file", str, _non_empty))
+    if key_path is not None:
+        try:
+            key = key_path.read_bytes().strip()
+        except OSError as exc:
+            r.error(_join(p, "oauth_key_file"), f"cannot read {str(key_path)!r}: {exc.strerror}")
+        else:
+            problem = _fernet_key_problem(key)
+            if problem:
+                r.error(_join(p, "oauth_key_file"), problem)
+    if provider is None or client_id is None or not urls["token_endpoint"]:
+        return None
+    return OAuthSettings(
+        provider=provider,
+        client_id=client_id,
+        token_endpoint=urls["token_endpoint"],
+        authorization_endpoint=urls["authorization_endpoint"] or "",
+        device_authorization_endpoint=urls["device_authorization_endpoint"] or "",
+        scopes=scopes,
+        tenant=tenant,
+        client_secret=secret,
+        key=key,
+    )
+
+
+def _no_oauth_keys(r: _Reader, t: Mapping[str, Any], p: str) -> None:
+    for key in sorted(OAUTH_KEYS - {"auth"}):
+        if key in t:
+            r.error(_join(p, key), "only applies with auth = 'xoauth2'")
+    return None
+
+
+def _http_url(value: Any) -> str | None:
+    if not re.match(r"^https?://[^/\s]+", value):
+        return f"{value!r} is not an http(s) URL"
+    return None
+
+
+def _fernet_key_problem(key: bytes) -> str | None:
+    from cryptography.fernet import Fernet
+
+    try:
+        Fernet(key)
+    except ValueError:
+        return (
+            "is not a Fernet key (32 url-safe base64-encoded bytes); "
+            "make one with `maild oauth generate-key`"
+        )
+    return None
 
 
 def _holidays_check(value: str) -> str | None:

@@ -17,6 +17,7 @@ import signal
 import socket
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,13 @@ import structlog
 from maild.app import App, build_app
 from maild.clock import Clock
 from maild.config import ConfigError, Settings, load_settings
+from maild.liveness import Liveness, same_host_owner_alive
 from maild.notify import Notifier, watchdog_interval
 from maild.pipeline import IngestResult, probe_storage, recover, retry_stranded
 from maild.sender import MaildirTransport, OutboxSender, Transport, make_transport
 from maild.storage import outbox as ob
-from maild.storage.models import OUTBOX_PENDING, Outbox, OutboxAttempt, aware
+from maild.storage.models import OUTBOX_PENDING, ImapState, Outbox, OutboxAttempt, aware
+from maild.wakeup import WakeListener
 
 log = structlog.get_logger("maild.daemon")
 
@@ -38,6 +41,10 @@ SHUTDOWN_GRACE_SECONDS = 8.0  # systemd's default stop timeout is longer; the SP
 SENDER_IDLE_SECONDS = 30.0  # safety-net pass even when nothing woke the sender
 IMAP_TIMEOUT_SECONDS = 8.0
 STORAGE_RETRY_SECONDS = 5.0  # stored messages a resource fault interrupted are retried
+# How often a live instance looks for dead ones' outbox claims and IMAP leases. With
+# the IMAP standby retry (intake.imap.STANDBY_RETRY_SECONDS) this keeps a takeover
+# inside SPEC §10's 10 s.
+LIVENESS_SECONDS = 3.0
 
 
 @dataclass
@@ -67,6 +74,8 @@ class Daemon:
         self._listener_handler: Any = None
         self._web_runner: Any = None
         self._sender = OutboxSender(app, make_transport(app), owner=self.owner)
+        self.liveness = Liveness(app.db, self.owner)
+        self.wakeup = WakeListener(app.db, app.settings.daemon.data_dir, self.wake_sender)
         app.outbox_listeners.append(self.wake_sender)
 
     # -- wiring ---------------------------------------------------------------
@@ -92,12 +101,10 @@ class Daemon:
             self.on_ingested(result)
         if recovered:
             log.info("daemon.recovered", count=len(recovered))
-        released = await asyncio.to_thread(recover_outbox, self.app, self._sender.transport)
-        if released:
-            log.info("outbox.claims_released", count=released)
-        leases = await asyncio.to_thread(recover_imap_leases, self.app)
-        if leases:
-            log.info("imap.leases_released", count=leases)
+        await asyncio.to_thread(self.liveness.start)
+        self.wakeup.start(self._loop)
+        await self._listen_for_queued_mail()
+        await asyncio.to_thread(self.take_over_dead_instances)
         settings = self.app.settings
         if settings.listener.enabled:
             from maild.intake.lmtp import start_listener
@@ -122,7 +129,7 @@ class Daemon:
         from maild.intake.imap import DefaultImapConnector, ImapRunner
 
         # A connect or fetch in progress must not hold SIGTERM past the 10 s budget.
-        connector = DefaultImapConnector(timeout=IMAP_TIMEOUT_SECONDS)
+        connector = DefaultImapConnector(timeout=IMAP_TIMEOUT_SECONDS, tokens=self.app.oauth)
         for source in self.app.settings.imap:
             runner = ImapRunner(
                 self.app,
@@ -136,7 +143,45 @@ class Daemon:
             thread.start()
             self._imap_threads.append(thread)
 
+    def take_over_dead_instances(self) -> int:
+        """Free the outbox claims and IMAP leases of instances that are gone."""
+        alive = self.liveness.is_alive
+        released = recover_outbox(self.app, self._sender.transport, alive)
+        if released:
+            log.info("outbox.claims_released", count=released)
+            self.wake_sender()
+        leases = recover_imap_leases(self.app, alive)
+        if leases:
+            log.info("imap.leases_released", count=leases)
+        return released + leases
+
+    async def _listen_for_queued_mail(self) -> None:
+        """(Re)connect the PostgreSQL LISTEN that wakes the sender; failures are logged
+        and retried by the liveness loop, the sender's safety pass covers meanwhile."""
+        if not self.wakeup.needs_connection:
+            return
+        try:
+            conn = await asyncio.to_thread(self.wakeup.connect)
+        except Exception as exc:
+            log.warning("wakeup.listen_failed", error=f"{type(exc).__name__}: {exc}")
+            return
+        self.wakeup.attach(conn)
+
     # -- loops ----------------------------------------------------------------
+    async def liveness_loop(self) -> None:
+        assert self._stopping is not None
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=LIVENESS_SECONDS)
+            if self._stopping.is_set():
+                break
+            await self._listen_for_queued_mail()
+            try:
+                if await asyncio.to_thread(self.liveness.check):
+                    await asyncio.to_thread(self.take_over_dead_instances)
+            except Exception as exc:  # a database outage: the next round tries again
+                log.warning("liveness.pass_failed", error=f"{type(exc).__name__}: {exc}")
+
     async def sender_loop(self) -> None:
         assert self._wake_sender is not None and self._stopping is not None
         while not self._stopping.is_set():
@@ -249,6 +294,8 @@ class Daemon:
         for thread in self._imap_threads:
             await asyncio.to_thread(thread.join, left(8.0))
         self._sender.transport.close()
+        self.liveness.close()
+        self.wakeup.close()
         log.info("daemon.stopped", **self.counters.outcomes)
 
     async def run(self) -> int:
@@ -264,6 +311,7 @@ class Daemon:
             asyncio.create_task(self.sender_loop(), name="sender"),
             asyncio.create_task(self.watchdog_loop(), name="watchdog"),
             asyncio.create_task(self.storage_retry_loop(), name="storage-retry"),
+            asyncio.create_task(self.liveness_loop(), name="liveness"),
         ]
         self.notifier.ready(self.counters.status_line())
         log.info("daemon.ready", owner=self.owner)
@@ -280,18 +328,6 @@ class Daemon:
         with contextlib.suppress(TimeoutError):
             await self.shutdown(deadline)
         return 0
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # a previous run that had our pid (containers reuse pid 1)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _maildir_holds(folder: Path, message_id: str, since: float) -> bool:
@@ -316,25 +352,28 @@ def _maildir_holds(folder: Path, message_id: str, since: float) -> bool:
     return False
 
 
-def recover_outbox(app: App, transport: Transport) -> int:
-    """Free outbox rows claimed by a process of this host that is gone (kill -9).
+def recover_outbox(
+    app: App, transport: Transport, alive: Callable[[str], bool] = same_host_owner_alive
+) -> int:
+    """Free outbox rows claimed by an instance that is gone (kill -9; ``alive`` says).
 
-    Their claims would otherwise hold them for the whole lease (minutes) after a
-    restart. A row whose delivery had begun is "in doubt"; with the Maildir
+    Their claims would otherwise hold them for the whole lease (minutes). A row
+    whose delivery had begun is "in doubt"; with the Maildir
     transport the doubt can be settled by looking: the message is in the Maildir
     (it was delivered: record it sent) or it is not (Maildir writes are atomic
     renames, so it never arrived: send it). SMTP rows stay in doubt for the sender.
     """
-    host = socket.gethostname()
     now = app.clock.now()
     released = 0
     rows = Outbox.select().where(
         (Outbox.status == OUTBOX_PENDING) & Outbox.claimed_by.is_null(False)
     )
+    verdicts: dict[str, bool] = {}
     for row in list(rows):
-        owner_host, _, rest = str(row.claimed_by).partition(":")
-        pid = rest.split(":", 1)[0]
-        if owner_host != host or not pid.isdigit() or _pid_alive(int(pid)):
+        owner = str(row.claimed_by)
+        if owner not in verdicts:
+            verdicts[owner] = alive(owner)
+        if verdicts[owner]:
             continue
         with app.db.atomic():
             sending = OutboxAttempt.get_or_none(
@@ -356,18 +395,14 @@ def recover_outbox(app: App, transport: Transport) -> int:
     return released
 
 
-def recover_imap_leases(app: App) -> int:
-    """Free IMAP source leases held by a process of this host that is gone (kill -9),
-    so a restarted daemon picks its mailboxes up at once, not when the lease expires."""
-    from maild.storage.models import ImapState
-
-    host = socket.gethostname()
+def recover_imap_leases(app: App, alive: Callable[[str], bool] = same_host_owner_alive) -> int:
+    """Free IMAP source leases held by an instance that is gone (kill -9; ``alive``
+    says), so a live one picks the mailboxes up at once, not when the lease expires."""
     released = 0
     for state in list(ImapState.select().where(ImapState.lease_owner.is_null(False))):
-        owner_host, _, rest = str(state.lease_owner).partition(":")
-        pid = rest.split(":", 1)[0]
-        if owner_host != host or not pid.isdigit() or _pid_alive(int(pid)):
+        if alive(str(state.lease_owner)):
             continue
+        log.info("imap.lease_freed", source=state.source, owner=state.lease_owner)
         released += (
             ImapState.update(lease_owner=None, lease_until=None)
             .where((ImapState.id == state.id) & (ImapState.lease_owner == state.lease_owner))

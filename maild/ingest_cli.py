@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from maild.config import Settings
 from maild.errors import StorageUnavailableError
+from maild.wakeup import poke
 
 if TYPE_CHECKING:
     from maild.cli import CliEnv
@@ -83,6 +84,8 @@ def ingest_command(
             line = result.as_json()
             if args.dry_run:
                 line["dry_run"] = True
+            else:
+                poke(settings.daemon.data_dir)  # a daemon sends what this queued, now
             out.write(json.dumps(line, ensure_ascii=False) + "\n")
             out.flush()
     finally:

@@ -35,6 +35,9 @@ import structlog
 
 from maild.app import App
 from maild.config import SmtpSettings
+from maild.errors import TransientError
+from maild.metrics import SOURCE_CONNECTED, SOURCE_NEEDS_AUTHORIZATION, Metrics
+from maild.oauth import SMTP_ACCOUNT, NeedsAuthorizationError, OAuthTokens, xoauth2_string
 from maild.storage import outbox as ob
 from maild.storage import tickets as store
 from maild.storage.models import Outbox, Ticket, aware, to_storage
@@ -103,11 +106,23 @@ class MaildirTransport:
 
 
 class SmtpTransport:
-    """One SMTP connection, reused across a batch, reopened on demand."""
+    """One SMTP connection, reused across a batch, reopened on demand. With
+    ``auth = "xoauth2"`` it logs in with an access token from ``tokens``; a refused
+    refresh token shows as the state ``needs_authorization`` of ``smtp`` in ``metrics``
+    (so in /healthz), and mail waits in the outbox until someone authorizes again."""
 
-    def __init__(self, settings: SmtpSettings, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        settings: SmtpSettings,
+        ssl_context: ssl.SSLContext | None = None,
+        *,
+        tokens: OAuthTokens | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.settings = settings
         self.ssl_context = ssl_context or ssl.create_default_context()
+        self.tokens = tokens
+        self.metrics = metrics
         self.conn: smtplib.SMTP | None = None
         self._connecting: smtplib.SMTP | None = None
 
@@ -130,9 +145,35 @@ class SmtpTransport:
         if s.security == "starttls":
             conn.starttls(context=self.ssl_context)  # raises: no plaintext fallback
             conn.ehlo()
-        if s.username:
+        if s.auth == "xoauth2":
+            self._xoauth2(conn)
+        elif s.username:
             conn.login(s.username, s.password or "")
         return conn
+
+    def _xoauth2(self, conn: smtplib.SMTP) -> None:
+        s = self.settings
+        if self.tokens is None or s.oauth is None:
+            raise NeedsAuthorizationError("smtp: no OAuth2 token store configured")
+        try:
+            token = self.tokens.access_token(SMTP_ACCOUNT, s.oauth)
+        except NeedsAuthorizationError as exc:
+            if self.metrics is not None:
+                self.metrics.set_source_state(SMTP_ACCOUNT, SOURCE_NEEDS_AUTHORIZATION, str(exc))
+            raise
+        user = s.username or ""
+        try:
+            # On failure the server sends a 334 with a JSON error; the empty answer
+            # (RFC 7628 §3.2.3) then gets the final 535.
+            conn.auth(
+                "XOAUTH2",
+                lambda challenge=None: xoauth2_string(user, token) if challenge is None else "",
+            )
+        except smtplib.SMTPAuthenticationError:
+            self.tokens.discard_access_token(SMTP_ACCOUNT)  # refresh before the next try
+            raise
+        if self.metrics is not None:
+            self.metrics.set_source_state(SMTP_ACCOUNT, SOURCE_CONNECTED)
 
     def deliver(
         self,
@@ -144,9 +185,16 @@ class SmtpTransport:
         if self.conn is None:
             try:
                 self.conn = self._connect()
-            except (TimeoutError, smtplib.SMTPException, OSError, ssl.SSLError) as exc:
+            except (
+                TimeoutError,
+                smtplib.SMTPException,
+                OSError,
+                ssl.SSLError,
+                TransientError,
+            ) as exc:
                 # Greeting, TLS, EHLO or AUTH trouble is about us or the server, never
-                # about this message: even a 5xx here (535 bad credentials) defers.
+                # about this message: even a 5xx here (535 bad credentials) defers; so
+                # does an OAuth2 token that cannot be had (needs_authorization).
                 self.close()
                 return DeliveryResult(False, False, f"connect: {_error_text(exc)}")
         conn = self.conn
@@ -265,7 +313,7 @@ def _note_failure(
 def make_transport(app: App) -> Transport:
     if app.settings.smtp is None:
         return MaildirTransport(app.settings.daemon.data_dir / "outbox")
-    return SmtpTransport(app.settings.smtp)
+    return SmtpTransport(app.settings.smtp, tokens=app.oauth, metrics=app.metrics)
 
 
 class OutboxSender:

@@ -31,11 +31,11 @@ import email
 import email.policy
 import re
 from dataclasses import dataclass
-from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import HeaderParser
 from email.utils import getaddresses, parseaddr
 
+from maild.parsers.message import decode_header_value, decode_text
 from maild.parsers.subject import has_reply_prefix
 
 
@@ -101,10 +101,8 @@ def _decoded(msg: Message, name: str) -> str:
     value = msg.get(name)
     if value is None:
         return ""
-    try:
-        return str(make_header(decode_header(str(value))))
-    except (LookupError, UnicodeError, ValueError):
-        return str(value)
+    # The stdlib's decode_header raises on a broken base64 word; this one never does.
+    return decode_header_value(str(value))
 
 
 def _bare_id(value: str) -> str | None:
@@ -143,11 +141,11 @@ def _text_of(part: Message) -> str:
     payload = part.get_payload(decode=True)
     if not isinstance(payload, bytes):
         return ""
-    charset = part.get_content_charset() or "utf-8"
     try:
-        return payload.decode(charset, errors="replace")
-    except LookupError:
-        return payload.decode("utf-8", errors="replace")
+        charset = part.get_content_charset()
+    except Exception:
+        charset = None
+    return decode_text(payload, charset)
 
 
 def _status_blocks(part: Message) -> list[Message]:

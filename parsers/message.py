@@ -53,6 +53,24 @@ SIGNATURE_TYPES = frozenset(
     {"application/pkcs7-signature", "application/x-pkcs7-signature", "application/pgp-signature"}
 )
 ADDRESS_HEADERS = ("from", "sender", "reply-to", "to", "cc")
+REPORT_TYPE = "multipart/report"
+# The machine-readable parts of delivery and read reports: not files anyone attached.
+REPORT_PART_TYPES = frozenset({"text/rfc822-headers", "text/rfc822-header"})
+ATTACHED_MESSAGE_TYPES = frozenset({"message/rfc822", "message/global"})
+# AppleDouble's header part (Mac metadata and resource fork): not a file of the sender's.
+APPLEFILE_TYPES = frozenset({"application/applefile"})
+_APPLESINGLE_MAGIC = 0x00051600
+_APPLE_DATA_FORK = 1
+_APPLE_REAL_NAME = 3
+_EML_NAME_UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]+')
+# Content-Description holding a file name (Outlook 2000, Eudora): "report.pdf".
+_DESCRIPTION_NAME = re.compile(r"^[^/\\:*?\"<>|\r\n]{1,200}\.[A-Za-z][A-Za-z0-9]{1,4}$")
+# uuencoded files inside a text body (Eudora, Pine, old Outlook Express).
+_UU_BLOCK = re.compile(
+    r"^begin(?:-base64)? [0-7]{3,4} (?P<name>[^\n]+?)[ \t]*\n"
+    r"(?P<data>(?:.*\n)*?)(?:end|====)[ \t]*(?:\n|$)",
+    re.MULTILINE,
+)
 
 _WESTERN_SINGLE_BYTE = frozenset({"ascii", "iso8859-1", "cp1252", "iso8859-15"})
 # Labels real mailers use that Python's codec registry does not know (or knows wrongly).
@@ -76,9 +94,12 @@ _FORBIDDEN_CODECS = frozenset(
     {"unicode_escape", "raw_unicode_escape", "idna", "punycode", "undefined", "mbcs", "oem"}
 )
 
+_NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/=\s]")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([qQbB])\?([^?]*?)\?=")
 _FOLD = re.compile(r"\r?\n(?=[ \t])|\r\n?|\n")
 _QP_ESCAPE = re.compile(rb"=([0-9A-Fa-f]{2})")
+_LOOSE_ANGLE_ADDR = re.compile(r"<\s*([^<>\s@\"]+@[^<>\s@\"]+?)\s*>")
+_LOOSE_BARE_ADDR = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _ANGLE_ID = re.compile(r"<([^<>\s]+)>")
 _CID_REF = re.compile(r"""cid:([^"'\s>)]+)""", re.IGNORECASE)
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -190,6 +211,15 @@ def decode_header_value(value: str) -> str:
         return _clean(str(value))
 
 
+def decode_text(data: bytes, declared: str | None) -> str:
+    """Decode body bytes with the fallback chain (declared charset, UTF-8, Windows-1252);
+    never raises, whatever the label says (``idna``, ``rot13``, garbage)."""
+    try:
+        return _decode_bytes(data, declared)[0]
+    except Exception:
+        return _clean(data.decode("cp1252", "replace"))
+
+
 # --- whole message ---------------------------------------------------------------------------
 
 
@@ -215,13 +245,15 @@ def _parse(raw: bytes) -> ParsedMessage:
     for part in _iter_parts(msg, notes):
         _note_defects(part, notes)
     text = "\n".join(body.plain)
+    from_html = False
     if not text.strip():
         if html:
             text = html_to_text(html)
+            from_html = True
         elif body.tnef_text:
             text = "\n".join(body.tnef_text)
     _address_notes(raw_headers, notes)
-    return _assemble(raw, headers, raw_headers, text, html, body, notes)
+    return _assemble(raw, headers, raw_headers, text, html, body, notes, from_html=from_html)
 
 
 def _fallback(raw: bytes, note: str) -> ParsedMessage:
@@ -251,6 +283,8 @@ def _assemble(
     html: str | None,
     body: _Body,
     notes: _Notes,
+    *,
+    from_html: bool = False,
 ) -> ParsedMessage:
     senders = _addresses(raw_headers.get("from", [])[:1], notes, "from")
     from_name, from_addr = senders[0] if senders else ("", "")
@@ -277,6 +311,7 @@ def _assemble(
         date=_date(headers.get("date", (None,))[0], notes),
         text=_tidy_text(text),
         html=_clean(html) if html is not None else None,
+        text_from_html=from_html,
         attachments=tuple(body.attachments),
         headers=headers,
         defects=tuple(notes.items),
@@ -313,12 +348,14 @@ def _decode_header(value: str, notes: _Notes, name: str) -> str:
     chunks: list[tuple[bytes | str, str | None]] = []
     pos = 0
     for match in _ENCODED_WORD.finditer(text):
+        charset, encoding, payload = match.groups()
+        data = _decode_word(encoding, payload, charset)
         between = text[pos : match.start()]
         after_word = bool(chunks) and isinstance(chunks[-1][0], bytes)
-        if between and not (after_word and not between.strip()):
+        # Whitespace between two encoded words is not text (RFC 2047 §6.2), unless
+        # the second is shown as written.
+        if between and not (after_word and not between.strip() and data is not None):
             chunks.append((between, None))
-        charset, encoding, payload = match.groups()
-        data = _decode_word(encoding, payload)
         if data is None:
             chunks.append((match.group(0), None))
             notes.add(f"undecodable encoded word in {name or 'a'} header")
@@ -342,14 +379,22 @@ def _decode_header(value: str, notes: _Notes, name: str) -> str:
     return _clean("".join(out)).strip()
 
 
-def _decode_word(encoding: str, payload: str) -> bytes | None:
+def _decode_word(encoding: str, payload: str, charset: str = "") -> bytes | None:
     try:
         if encoding in "bB":
+            if _NOT_BASE64.search(payload):
+                return None  # shown as written rather than decoded into garbage
             compact = re.sub(r"[^A-Za-z0-9+/]", "", payload)
             return base64.b64decode(compact + "=" * (-len(compact) % 4))
-        data = payload.replace("_", " ").encode("ascii", "surrogateescape")
+        text = payload.replace("_", " ")
+        if not text.isascii():
+            # Raw 8-bit bytes inside the word (Eudora): already read as text by the
+            # header pass; written back in the word's own charset so that it decodes once.
+            codec = _codec(charset.split("*", 1)[0]) or "utf-8"
+            text = text.encode(codec, "replace").decode("latin-1")
+        data = text.encode("latin-1", "replace")
         return _QP_ESCAPE.sub(lambda m: bytes([int(m.group(1), 16)]), data)
-    except (binascii.Error, ValueError, UnicodeError):
+    except (binascii.Error, ValueError, UnicodeError, LookupError):
         return None
 
 
@@ -382,12 +427,29 @@ def _addresses(values: list[str], notes: _Notes, name: str) -> list[tuple[str, s
         if len(value) > MAX_ADDRESS_HEADER_CHARS:
             notes.add(f"{name} header too long; only its start was read")
             value = value[:MAX_ADDRESS_HEADER_CHARS]
+        found: list[tuple[str, str]] = []
         for display, addr in email.utils.getaddresses([value]):
             addr = _clean(addr).strip().strip("<>").strip().lower()
             if "@" not in addr or any(ch.isspace() for ch in addr):
                 continue
-            result.append((_one_line(decode_header_value(display)), addr))
+            found.append((_one_line(decode_header_value(display)), addr))
+        if not found:
+            # Text after the address, stray brackets, an encoded word in the wrong
+            # place: the strict parser gives up, but the address is there to read.
+            found = _loose_addresses(value)
+            if found:
+                notes.add(f"{name} header is malformed; its address was read loosely")
+        result.extend(found)
     return result
+
+
+def _loose_addresses(value: str) -> list[tuple[str, str]]:
+    angled = _LOOSE_ANGLE_ADDR.search(value)
+    if angled:
+        display = value[: angled.start()].strip().strip("\"'").strip()
+        return [(_one_line(decode_header_value(display)), _clean(angled.group(1)).lower())]
+    bare = _LOOSE_BARE_ADDR.search(value)
+    return [("", _clean(bare.group(0)).lower())] if bare else []
 
 
 def _bare(raw_headers: dict[str, list[str]], name: str, notes: _Notes) -> tuple[str, ...]:
@@ -475,13 +537,36 @@ def _iter_parts(msg: Message, notes: _Notes) -> Iterator[Message]:
 
 
 def _walk(msg: Message, body: _Body, notes: _Notes) -> None:
+    report = msg.get_content_type() == REPORT_TYPE
     for part in _iter_parts(msg, notes):
         try:
+            if part.get_content_type() in ATTACHED_MESSAGE_TYPES and not report:
+                _attached_message(part, body)
+                continue
             if part.get_content_maintype() == "message" or part.is_multipart():
                 continue
             _leaf(part, body, notes)
         except Exception as exc:  # one broken part must not cost the others
             notes.add(f"a MIME part could not be read ({type(exc).__name__})")
+
+
+def _attached_message(part: Message, body: _Body) -> None:
+    """A ``message/rfc822`` part is a file the sender attached: kept as ``<subject>.eml``."""
+    payload = part.get_payload()
+    if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+        inner = payload[0]
+        data = inner.as_bytes(policy=compat32)
+        subject = _one_line(decode_header_value(str(inner.get("subject") or "")))
+    else:
+        data = part.get_payload(decode=True) or b""
+        subject = ""
+    safe = " ".join(_EML_NAME_UNSAFE.sub(" ", subject).split())[:80].strip(" .")
+    name = _filename(part) or safe or "message"
+    if not name.lower().endswith(".eml"):
+        name += ".eml"
+    body.attachments.append(
+        AttachmentPart(filename=name, content_type="message/rfc822", payload=bytes(data))
+    )
 
 
 def _note_defects(part: Message, notes: _Notes) -> None:
@@ -501,9 +586,14 @@ def _leaf(part: Message, body: _Body, notes: _Notes) -> None:
         ctype = "text/plain"
     if ctype in BODY_TYPES and disposition != "attachment" and not filename:
         text = _part_text(part, notes)
+        if ctype == "text/plain" and "begin " in text:
+            text = _uudecode_files(text, body, notes)
         (body.html if ctype == "text/html" else body.plain).append(text)
         return
-    if ctype in SIGNATURE_TYPES:
+    if ctype in SIGNATURE_TYPES or ctype in REPORT_PART_TYPES:
+        return
+    if ctype in APPLEFILE_TYPES:
+        _applefile(part, body, notes)
         return
     if ctype in TNEF_TYPES or filename.lower() == TNEF_FILENAME:
         _unpack_tnef(part, body, notes)
@@ -520,6 +610,7 @@ def _collect_files(body: _Body, html: str | None, notes: _Notes) -> None:
             or disposition == "attachment"
             or cited
             or ctype.split("/", 1)[0] in FILE_MAINTYPES
+            or ctype not in BODY_TYPES  # text/csv, text/calendar... never dropped unsaid
         )
         if not is_file:
             continue
@@ -540,13 +631,79 @@ def _collect_files(body: _Body, html: str | None, notes: _Notes) -> None:
 
 
 def _filename(part: Message) -> str:
+    """Content-Disposition filename, else Content-Type name, else a Content-Description
+    that is a file name (Outlook 2000 and Eudora name some files only there)."""
     try:
         name = part.get_filename()
     except Exception:
-        return ""
+        name = None
     if not name:
+        try:
+            name = part.get_param("name", header="content-type")
+        except Exception:
+            name = None
+        if isinstance(name, tuple):  # RFC 2231 (charset, language, value)
+            name = email.utils.collapse_rfc2231_value(name)
+    if name:
+        return _one_line(decode_header_value(str(name)))
+    description = _one_line(decode_header_value(str(part.get("content-description") or "")))
+    return description if _DESCRIPTION_NAME.match(description) else ""
+
+
+def _uudecode_files(text: str, body: _Body, notes: _Notes) -> str:
+    """Move uuencoded files out of a text body into attachments; the text without them."""
+
+    def take(match: re.Match[str]) -> str:
+        name = _one_line(match.group("name")).strip("\"'") or "attachment"
+        data = bytearray()
+        for line in match.group("data").split("\n"):
+            if not line or line in ("`", " "):
+                continue
+            try:
+                data += binascii.a2b_uu(line)
+            except binascii.Error:
+                try:  # some encoders pad lines short: decode by the declared length
+                    nbytes = (((ord(line[0]) - 32) & 63) * 4 + 5) // 3
+                    data += binascii.a2b_uu(line[:nbytes])
+                except (binascii.Error, IndexError, ValueError):
+                    notes.add("a uuencoded file had a damaged line")
+        ctype = guess_content_type(name)
+        body.attachments.append(
+            AttachmentPart(filename=name, content_type=ctype, payload=bytes(data))
+        )
         return ""
-    return _one_line(decode_header_value(str(name)))
+
+    return _UU_BLOCK.sub(take, text)
+
+
+def _applefile(part: Message, body: _Body, notes: _Notes) -> None:
+    """AppleDouble's header part is metadata (its data fork is its own part); an
+    AppleSingle part carries the file itself, which is taken out."""
+    payload = part.get_payload(decode=True)
+    data = payload if isinstance(payload, bytes) else b""
+    if len(data) < 26 or int.from_bytes(data[0:4], "big") != _APPLESINGLE_MAGIC:
+        return
+    count = int.from_bytes(data[24:26], "big")
+    name, fork = _filename(part), None
+    for index in range(min(count, 64)):
+        entry = data[26 + 12 * index : 38 + 12 * index]
+        if len(entry) < 12:
+            break
+        kind = int.from_bytes(entry[0:4], "big")
+        offset = int.from_bytes(entry[4:8], "big")
+        length = int.from_bytes(entry[8:12], "big")
+        if kind == _APPLE_DATA_FORK:
+            fork = data[offset : offset + length]
+        elif kind == _APPLE_REAL_NAME:
+            name = _decode_bytes(data[offset : offset + length], "mac_roman")[0] or name
+    if fork is None:
+        notes.add("AppleSingle part without a data fork")
+        return
+    body.attachments.append(
+        AttachmentPart(
+            filename=_one_line(name), content_type=guess_content_type(name), payload=fork
+        )
+    )
 
 
 def _content_id(part: Message) -> str | None:

@@ -1,37 +1,87 @@
 """The header lines mail clients write above a quoted or forwarded message
-("De: … Enviado: … Para: … Assunto:", "From: … Sent: …"), by language.
+("De: … Enviado: … Para: … Assunto:", "From: … Sent: …", "Från: … Skickat: …",
+"От: … Отправлено: …"), by language.
 
 Shared by quote stripping and forward detection so both read the same block.
 """
 
 from __future__ import annotations
 
-# Field name as written (lowercase) -> what it is.
+# Field name as written (lowercase) -> what it is. Outlook, Thunderbird, Apple Mail,
+# Android and the Russian/Ukrainian webmails translate the field names.
 QUOTED_HEADER_FIELDS: dict[str, str] = {
+    # from
     "from": "from",
     "de": "from",
     "von": "from",
+    "van": "from",
+    "fra": "from",
+    "från": "from",
+    "od": "from",
+    "от": "from",
+    "від": "from",
     "da": "from",
+    "expéditeur": "from",
+    "mittente": "from",
+    "remitente": "from",
+    "afzender": "from",
+    "lähettäjä": "from",
+    # date
     "sent": "date",
     "enviado": "date",
     "enviada": "date",
     "enviado em": "date",
     "enviada em": "date",
+    "envoyé": "date",
+    "envoyé le": "date",
+    "inviato": "date",
     "date": "date",
     "data": "date",
     "fecha": "date",
     "datum": "date",
+    "dato": "date",
     "gesendet": "date",
+    "verzonden": "date",
+    "sendt": "date",
+    "skickat": "date",
+    "wysłano": "date",
+    "wysłane": "date",
+    "отправлено": "date",
+    "дата": "date",
+    "надіслано": "date",
+    "lähetetty": "date",
+    # to
     "to": "to",
     "para": "to",
     "an": "to",
+    "aan": "to",
+    "til": "to",
+    "till": "to",
+    "do": "to",
+    "кому": "to",
+    "à": "to",
     "a": "to",
+    "destinatario": "to",
+    "vastaanottaja": "to",
+    # cc
     "cc": "cc",
+    "kopie": "cc",
+    "kopia": "cc",
+    "копия": "cc",
+    "копія": "cc",
     "reply-to": "reply-to",
     "responder a": "reply-to",
+    # subject
     "subject": "subject",
     "assunto": "subject",
     "asunto": "subject",
     "betreff": "subject",
     "objet": "subject",
+    "oggetto": "subject",
+    "onderwerp": "subject",
+    "emne": "subject",
+    "ämne": "subject",
+    "temat": "subject",
+    "тема": "subject",
+    "aihe": "subject",
 }

@@ -46,6 +46,7 @@ class ParsedMessage:
     date: datetime | None = None
     text: str = ""  # best plain text: text/plain part, else HTML converted to text
     html: str | None = None  # the HTML part when there was one
+    text_from_html: bool = False  # ``text`` is ``html`` converted (no usable text/plain part)
     attachments: tuple[AttachmentPart, ...] = ()
     headers: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     defects: tuple[str, ...] = ()  # human-readable notes on broken MIME that was recovered

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import peewee as pw
-from maild.storage.models import MODELS, Blob, BlobChunk, SchemaVersion
+from maild.storage.models import MODELS, Blob, BlobChunk, OAuthToken, SchemaVersion
 
 
 def _v1_initial(db: pw.Database) -> None:
@@ -36,10 +36,16 @@ def _v3_blob_store(db: pw.Database) -> None:
     db.create_tables([Blob, BlobChunk], safe=True)
 
 
+def _v6_oauth(db: pw.Database) -> None:
+    # Encrypted OAuth2 tokens of XOAUTH2 sources and [smtp] (SPEC §14).
+    db.create_tables([OAuthToken], safe=True)
+
+
 MIGRATIONS: list[Callable[[pw.Database], None]] = [
     _v1_initial,
     _v2_ticket_lookup_indexes,
     _v3_blob_store,
+    _v6_oauth,
 ]
 LATEST = len(MIGRATIONS)
 

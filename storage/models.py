@@ -282,6 +282,23 @@ class BlobChunk(BaseModel):
         primary_key = pw.CompositeKey("blob", "seq")
 
 
+class OAuthToken(BaseModel):
+    """The OAuth2 tokens of one account (an IMAP source's name, or "smtp"), SPEC §14.
+
+    Tokens are kept encrypted (Fernet, key from ``oauth_key_file``): a database dump
+    alone does not open the mailbox. ``needs_authorization`` is set when the provider
+    refused the refresh token (revoked, expired); ``maild oauth authorize`` clears it.
+    """
+
+    account = pw.CharField(max_length=128, unique=True)
+    refresh_token = pw.TextField(null=True)  # encrypted
+    access_token = pw.TextField(null=True)  # encrypted
+    expires_at = pw.DateTimeField(null=True)  # of the access token
+    needs_authorization = pw.BooleanField(default=False)
+    error = pw.TextField(default="")
+    updated_at = pw.DateTimeField(default=utcnow)
+
+
 MODELS: list[type[pw.Model]] = [
     SchemaVersion,
     RawMessage,
@@ -301,4 +318,5 @@ MODELS: list[type[pw.Model]] = [
     RateWindowNotice,
     Blob,
     BlobChunk,
+    OAuthToken,
 ]

@@ -61,6 +61,11 @@ def next_delay(attempts: int) -> timedelta:
     return timedelta(minutes=minutes)
 
 
+# PostgreSQL NOTIFY channel: every commit that queues mail wakes the senders of all
+# instances at once (the notification is delivered when the transaction commits).
+OUTBOX_CHANNEL = "maild_outbox"
+
+
 def enqueue(
     *,
     idem_key: str,
@@ -85,6 +90,8 @@ def enqueue(
                 next_attempt_at=to_storage(now),
                 **fields,
             )
+            if status == OUTBOX_PENDING and isinstance(db, pw.PostgresqlDatabase):
+                db.execute_sql("SELECT pg_notify(%s, '')", (OUTBOX_CHANNEL,))
             return row, True
     except pw.IntegrityError:
         return Outbox.get(Outbox.idem_key == idem_key), False

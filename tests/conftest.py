@@ -24,7 +24,7 @@ from maild.app import App
 from maild.clock import FrozenClock
 from maild.config import Settings, parse_settings
 
-pytest_plugins = ["tests.plugins.dovecot", "tests.plugins.smtpsink"]
+pytest_plugins = ["tests.plugins.dovecot", "tests.plugins.smtpsink", "tests.plugins.oauth"]
 
 FIXTURES = Path(__file__).parent / "fixtures"
 MAIL_FIXTURES = FIXTURES / "mail"

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 import peewee as pw
@@ -41,10 +41,12 @@ from maild.faults import DATABASE_ERRORS
 from maild.metrics import (
     SOURCE_CONNECTED,
     SOURCE_FAILING,
+    SOURCE_NEEDS_AUTHORIZATION,
     SOURCE_STANDBY,
     SOURCE_STARTING,
     SOURCE_STOPPED,
 )
+from maild.oauth import NeedsAuthorizationError, OAuthTokens
 from maild.pipeline import ImapPosition, IngestResult, ingest
 from maild.policy.types import QUARANTINED
 from maild.storage.models import INBOUND_RECEIVED, ImapState, Inbound, to_storage
@@ -64,6 +66,9 @@ BATCH_SIZE = 50  # UIDs per FETCH round of sizes and flags
 FETCH_BYTES_BUDGET = 8 * 1024 * 1024  # bodies fetched per round trip, to bound memory
 LEASE_SECONDS = 90  # SPEC §10: a lease not renewed within this long is free
 LEASE_RENEW_SECONDS = 30  # renew well inside LEASE_SECONDS
+# A standby instance asks for the lease this often: with the daemon's liveness pass
+# freeing a dead holder's lease (maild.liveness), a takeover stays inside 10 s.
+STANDBY_RETRY_SECONDS = 3.0
 IDLE_RENEW_SECONDS = 25 * 60  # RFC 2177: servers may drop an IDLE after 29 minutes
 IDLE_CHECK_SECONDS = 1.0  # longest single idle_check, so a stop is seen within a second
 BACKOFF_BASE_SECONDS = 1.0
@@ -109,10 +114,12 @@ class ImapConnector(Protocol):
 
 @dataclass(frozen=True)
 class DefaultImapConnector:
-    """Connects with imapclient: implicit TLS, STARTTLS, or plaintext only when asked."""
+    """Connects with imapclient: implicit TLS, STARTTLS, or plaintext only when asked.
+    Logs in with the password, or with XOAUTH2 and an access token from ``tokens``."""
 
     timeout: float = DEFAULT_TIMEOUT_SECONDS
     ssl_context: ssl.SSLContext | None = None
+    tokens: OAuthTokens | None = None
 
     def connect(self, source: ImapSource) -> IMAPClient:
         context = self.ssl_context or ssl.create_default_context()
@@ -128,12 +135,27 @@ class DefaultImapConnector:
                 if not client.has_capability(CAP_STARTTLS):
                     raise ImapSecurityError(f"{source.host}:{source.port} does not offer STARTTLS")
                 client.starttls(context)  # raises on failure: no plaintext fallback
-            client.login(source.username, source.password)
+            if source.auth == "xoauth2":
+                self._oauth2_login(client, source)
+            else:
+                client.login(source.username, source.password)
         except BaseException:
             with contextlib.suppress(Exception):
                 client.shutdown()
             raise
         return client
+
+    def _oauth2_login(self, client: IMAPClient, source: ImapSource) -> None:
+        if self.tokens is None or source.oauth is None:
+            raise NeedsAuthorizationError(f"{source.name}: no OAuth2 token store configured")
+        token = self.tokens.access_token(source.name, source.oauth)
+        try:
+            client.oauth2_login(source.username, token)
+        except IMAPClientError:
+            # Refused although unexpired (revoked early, or another client's): refresh
+            # before the next try; a refused refresh then asks for authorization.
+            self.tokens.discard_access_token(source.name)
+            raise
 
 
 @dataclass
@@ -197,7 +219,7 @@ class ImapRunner:
     ) -> None:
         self.app = app
         self.source = source
-        self.connector: ImapConnector = connector or DefaultImapConnector()
+        self.connector: ImapConnector = connector or DefaultImapConnector(tokens=app.oauth)
         self.owner = owner
         self.stop_event = stop_event
         self.on_ingested = on_ingested
@@ -210,6 +232,7 @@ class ImapRunner:
         self._lease_renewed_at = 0.0
         self._failing = False
         self._waiting_logged = False
+        self._reauthenticate_at: datetime | None = None  # XOAUTH2: the token's end, less a margin
         self._state(SOURCE_STARTING)
 
     # -- the loop ----------------------------------------------------------------------
@@ -219,14 +242,26 @@ class ImapRunner:
         try:
             while not self.stop_event.is_set():
                 try:
-                    self.run_once()
+                    # Mail that arrived while a pass worked was announced (EXISTS) in
+                    # the answers to its commands, which IDLE never repeats: pass again
+                    # until one finds nothing, then IDLE.
+                    while self.run_once() and not self.stop_event.is_set():
+                        pass
                     if not self.holds_lease:
-                        self._wait(min(self.source.poll_seconds, LEASE_RENEW_SECONDS))
+                        self._wait(min(self.source.poll_seconds, STANDBY_RETRY_SECONDS))
                         continue
                     self._recovered()
                     self._state(SOURCE_CONNECTED)
                     if not self.stop_event.is_set():
                         self.wait_for_mail()
+                    if self._token_due():
+                        # A new login with a fresh token; mail that arrives meanwhile is
+                        # above last_uid and fetched by the next pass.
+                        self._disconnect("reauthenticate")
+                except NeedsAuthorizationError as exc:
+                    self._needs_authorization(exc)
+                    self._disconnect("needs_authorization", graceful=False)
+                    self._wait(self.source.poll_seconds)
                 except StorageUnavailableError as exc:
                     # The message in hand stays unflagged on the server; keep the connection.
                     self._failed(exc, "storage")
@@ -271,7 +306,7 @@ class ImapRunner:
         if client is None or not (self.source.idle and client.has_capability(CAP_IDLE)):
             while not self.stop_event.is_set():
                 remaining = deadline - time.monotonic()
-                if remaining <= 0 or not self._keep_lease():
+                if remaining <= 0 or not self._keep_lease() or self._token_due():
                     break
                 self._wait(min(remaining, LEASE_RENEW_SECONDS))
             return False
@@ -510,6 +545,8 @@ class ImapRunner:
             return self._client
         client = self.connector.connect(self.source)
         self._client = client
+        if self.source.auth == "xoauth2":
+            self._reauthenticate_at = self.app.oauth.reauthenticate_at(self.source.name)
         self._state(SOURCE_CONNECTED)
         self._swept = False
         self._known_folders = set()
@@ -543,7 +580,7 @@ class ImapRunner:
         try:
             while not self.stop_event.is_set():
                 remaining = until - time.monotonic()
-                if remaining <= 0 or not self._keep_lease():
+                if remaining <= 0 or not self._keep_lease() or self._token_due():
                     return False
                 timeout = min(IDLE_CHECK_SECONDS, remaining)
                 started = time.monotonic()
@@ -576,6 +613,19 @@ class ImapRunner:
         else:
             self._log("warning", "imap.error", **fields)
 
+    def _token_due(self) -> bool:
+        """XOAUTH2: the access token this connection logged in with is about to end
+        (servers such as Microsoft's drop the session then), by the App's clock."""
+        due = self._reauthenticate_at
+        return due is not None and self._client is not None and self.app.clock.now() >= due
+
+    def _needs_authorization(self, exc: NeedsAuthorizationError) -> None:
+        """Logged once; the source waits for `maild oauth authorize`, the others go on."""
+        if self._state_name != SOURCE_NEEDS_AUTHORIZATION:
+            self._log("error", "imap.needs_authorization", error=str(exc))
+        self._failing = True  # so that a later success logs imap.recovered
+        self._state(SOURCE_NEEDS_AUTHORIZATION, str(exc))
+
     def _recovered(self) -> None:
         if self._failing:
             self._log("info", "imap.recovered", failures=self.backoff.failures)
@@ -583,6 +633,7 @@ class ImapRunner:
         self.backoff.reset()
 
     def _state(self, state: str, detail: str = "") -> None:
+        self._state_name = state
         self.app.metrics.set_source_state(self.source.name, state, detail)
 
     def _wait(self, seconds: float) -> None:

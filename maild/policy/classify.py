@@ -9,7 +9,7 @@ from maild.parsers.attachments import check_attachment
 from maild.parsers.authresults import agent_authenticated
 from maild.parsers.autoreply import detect_auto_submitted
 from maild.parsers.bounce import detect_bounce
-from maild.parsers.strip import strip_reply
+from maild.parsers.strip import strip_message
 from maild.parsers.subject import (
     extract_footer_ref,
     extract_plus_number,
@@ -107,7 +107,7 @@ def classify(
         subject=parsed.subject,
     )
     bounce = None if too_large else detect_bounce(raw)
-    stripped = strip_reply(parsed.text) if parsed.text else ""
+    stripped = strip_message(parsed)
     refs = tuple(dict.fromkeys((*parsed.in_reply_to, *reversed(parsed.references))))
     return Classified(
         parsed=parsed,

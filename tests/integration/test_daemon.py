@@ -210,6 +210,37 @@ def test_lmtp_mail_gets_its_confirmation_then_sigterm_exits_0(daemon) -> None:
     assert d.confirmations() == Counter({message_id: 1})
 
 
+SENDER_SAFETY_PASS_SECONDS = 30  # maild.daemon.SENDER_IDLE_SECONDS
+
+
+def test_mail_piped_by_another_process_is_sent_without_waiting_for_the_safety_pass(
+    daemon, database_url: str
+) -> None:
+    """``maild ingest`` (the MTA pipe) queues the confirmation in its own process; the
+    running daemon is woken (datagram on SQLite, NOTIFY on PostgreSQL) and sends it
+    at once, not at its 30 s safety pass."""
+    d = daemon(extra={("database", "url"): database_url}).start().wait_ready()
+    started = time.monotonic()
+    wait_for(lambda: [e for e in d.events() if e.get("event") == "daemon.ready"], 10, "ready")
+    message_id, raw = customer_mail("piped")
+
+    piped = subprocess.run(
+        [sys.executable, "-m", "maild", "--config", str(d.config), "ingest"],
+        input=raw,
+        capture_output=True,
+        env=d.env,
+        cwd=d.folder,
+        timeout=60,
+    )
+
+    assert piped.returncode == 0, piped.stderr
+    assert json.loads(piped.stdout)["outcome"] == "created"
+    limit = SENDER_SAFETY_PASS_SECONDS / 3
+    wait_for(lambda: d.confirmations()[message_id] == 1, limit, "the piped mail's confirmation")
+    assert time.monotonic() - started < SENDER_SAFETY_PASS_SECONDS
+    assert d.stop() == 0
+
+
 def test_sigterm_as_soon_as_the_listener_accepts_exits_0(daemon) -> None:
     """Signals are handled from the moment the socket is bound, not only after start-up."""
     d = daemon().start().wait_ready()

@@ -269,7 +269,7 @@ EXPECTED = [
         "Nivel Um",
         "nested-1@example.com",
         "Encaminhando (nivel 1).",
-        (),
+        ("Fwd nivel 2.eml",),
         False,
     ),
     (
@@ -652,7 +652,11 @@ def test_attached_messages_are_not_exploded(fixture_bytes: FixtureBytes) -> None
     raw = fixture_bytes("nested-rfc822-10-levels.eml")
     assert raw.count(b"Content-Type: message/rfc822") == 9
     msg = parse_message(raw)
-    assert msg.attachments == ()
+    # the outer attached message is one .eml file (listed, never dropped), not exploded
+    assert [(a.filename, a.content_type) for a in msg.attachments] == [
+        ("Fwd nivel 2.eml", "message/rfc822")
+    ]
+    assert b"mais interna" in msg.attachments[0].payload
     assert "mais interna" not in msg.text
     dsn = parse_message(fixture_bytes("dsn-bounce-postfix.eml"))
     assert "Recebemos seu chamado" not in dsn.text
@@ -873,3 +877,30 @@ def test_large_body_that_is_not_valid_base64_is_left_to_the_parser() -> None:
     parsed = parse_message(_big_message(junk))
     assert parsed.subject == "Fotos"
     assert "Seguem as fotos." in parsed.text
+
+
+@pytest.mark.parametrize(
+    ("description", "expected"),
+    [("fatura-0311.pdf", "fatura-0311.pdf"), ("Scanned document v1.2", ""), ("Card for Ana", "")],
+)
+def test_content_description_names_a_file_only_when_it_is_a_file_name(
+    description: str, expected: str
+) -> None:
+    raw = (
+        b"From: a@example.com\nMessage-ID: <d@example.com>\nMIME-Version: 1.0\n"
+        b'Content-Type: multipart/mixed; boundary="b"\n\n--b\nContent-Type: text/plain\n\nhi\n'
+        b"--b\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n"
+        b"Content-Description: " + description.encode() + b"\n\nJVBERi0xLjMK\n--b--\n"
+    )
+    msg = parse_message(raw)
+    assert [a.filename for a in msg.attachments] == [expected]  # listed either way
+
+
+def test_uuencoded_file_leaves_the_text() -> None:
+    raw = (
+        b"From: a@example.com\nMessage-ID: <u@example.com>\n\nSee file.\n\n"
+        b"begin 644 a.txt\n&:&5L;&\\*\n`\nend\n\nBye\n"
+    )
+    msg = parse_message(raw)
+    assert [(a.filename, a.payload) for a in msg.attachments] == [("a.txt", b"hello\n")]
+    assert "begin 644" not in msg.text and "See file." in msg.text and "Bye" in msg.text

@@ -71,15 +71,26 @@ EXACT = [
     ),
     (
         "reply-inline-interleaved.eml",
-        "Olá, respondo entre as linhas.\n\nVersão 4.2.1.\n\nSó com o usuário do financeiro.",
+        "Olá, respondo entre as linhas.\n\n> Qual a versão do sistema instalada?\n\n"
+        "Versão 4.2.1.\n\n> O erro acontece com todos os usuários ou só com um?\n\n"
+        "Só com o usuário do financeiro.",
     ),
     (
         "forward-gmail-en.eml",
-        "Please open a ticket for this customer, she called us too.",
+        "Please open a ticket for this customer, she called us too.\n\n"
+        "---------- Forwarded message ---------\n"
+        "From: Maria Souza <maria.souza@example.org>\nDate: Mon, Mar 2, 2026 at 8:40 AM\n"
+        "Subject: Boleto com valor errado\nTo: Pedro Santos <pedro@example.com>\n\n"
+        "Bom dia Pedro,\n\nO boleto de março veio com o valor de fevereiro. Podem verificar?"
+        "\n\nMaria",
     ),
     (
         "forward-apple-mail-ptbr.eml",
-        "Segue a reclamação do cliente, pode abrir o chamado no nome dele?\n\nBeatriz",
+        "Segue a reclamação do cliente, pode abrir o chamado no nome dele?\n\nBeatriz\n\n"
+        "Início da mensagem encaminhada:\n\nDe: Otávio Nunes <otavio.nunes@example.org>\n"
+        "Assunto: Pedido 4471 não entregue\nData: 1 de março de 2026 às 19:22:10 BRT\n"
+        "Para: Beatriz Melo <beatriz@example.com>\n\nOlá, meu pedido 4471 ainda não chegou e "
+        "o rastreio não atualiza desde quinta.\n\nOtávio",
     ),
     ("forward-attached-rfc822.eml", "Segue em anexo o e-mail do cliente pedindo a 2ª via."),
 ]
@@ -159,6 +170,35 @@ def test_forward_without_comment_keeps_the_whole_text() -> None:
         ),
         # CRLF and blank-line runs
         ("Oi\r\n\r\n\r\n\r\nTudo bem?\r\n> old\r\n", "Oi\n\nTudo bem?"),
+        # issue 14: sentences that only look like markers are text
+        (
+            "Op maandag schreef ik het al:\nzie hieronder",
+            "Op maandag schreef ik het al:\nzie hieronder",
+        ),
+        (
+            "Send it to billing@example.com:\nthe invoice",
+            "Send it to billing@example.com:\nthe invoice",
+        ),
+        ("2013/7/20 was the first invoice date.", "2013/7/20 was the first invoice date."),
+        ("Ok\n\n----------\n\nthe rest", "Ok\n\n----------\n\nthe rest"),
+        # verb before the name; address-only attributions before a quote
+        ("Ok\n\nAm 03.02.2016 um 15:35 schrieb Max Muster:\n> alt", "Ok"),
+        ("Ok\n\nDen 3. feb. 2016 kl. 15.35 skrev Ola <ola@example.no>:\n> gammel", "Ok"),
+        ("Ok\n\nпн, 2 мар. 2026 г. в 10:15, Acme <s@example.com>:\n> old", "Ok"),
+        ("Ok\n\n2013/7/20 Acme <s@example.com>\n\n> old", "Ok"),
+        # header blocks in other languages, rule line left above them removed
+        ("Ok\n\n-----\nFrån: A\nSkickat: den 2 mars\nTill: B\nÄmne: x\n\nold", "Ok"),
+        ("Ok\n\nОт: A\nОтправлено: 2 марта\nКому: B\nТема: x\n\nold", "Ok"),
+        ("Ok\n\n*-------- Original Message --------*\nold", "Ok"),
+        ("Ok\n\nGesendet von meinem iPhone", "Ok"),
+        # a forward inside the quote is history; outside it, content kept whole
+        ("Ok\n> ---------- Forwarded message ---------\n> old", "Ok"),
+        (
+            "Veja:\n\nBegin forwarded message:\n\nFrom: A <a@example.org>\n\ntexto",
+            "Veja:\n\nBegin forwarded message:\n\nFrom: A <a@example.org>\n\ntexto",
+        ),
+        # one quote answered below (bottom-posting) keeps no quote
+        ("On Mon, 2 Mar 2026, A <a@example.org> wrote:\n> q\n\nanswer", "answer"),
     ],
 )
 def test_rules(text: str, expected: str) -> None:
