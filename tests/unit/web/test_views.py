@@ -711,8 +711,10 @@ def test_healthz_503_with_the_reason_while_storing_meets_a_resource_fault(
         "error": "No space left on device",
         "since": app.clock.now().isoformat(),
     }
+    assert 'maild_storage_fault{reason="disk_full"} 1.0' in client.get("/metrics").body.decode()
     app.metrics.storage.clear()  # the next message got through
     assert client.get("/healthz").status == 200
+    assert 'maild_storage_fault{reason=""} 0.0' in client.get("/metrics").body.decode()
 
 
 def test_stylesheet_is_served_with_the_same_headers(client: Any) -> None:
