@@ -8,6 +8,7 @@ crash leaves either all of it or none of it.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +22,7 @@ from maild.policy.types import Classified, Decision
 from maild.storage import tickets as store
 from maild.storage.models import Inbound, Outbox, ThreadEntry, Ticket
 from maild.storage.outbox import mark_bounced, start_cooldown
-from maild.storage.queries import customer_recipients
+from maild.storage.queries import customer_recipients, ticket_ccs
 
 NO_SUBJECT = {"pt_BR": "(sem assunto)", "en": "(no subject)"}
 
@@ -339,15 +340,7 @@ def create_ticket_for(
     store.add_event(
         ticket, "created", msg.sender, c.now, department=dept.key, priority=ticket.priority
     )
-    own = c.settings.own_addresses
-    if not msg.is_agent:
-        for address in msg.parsed.cc:
-            if (
-                _base_address(address) not in own
-                and c.settings.agent(address) is None
-                and not is_robot_address(address)
-            ):
-                store.add_cc(ticket, address, msg.sender, c.now)
+    left_out = [] if msg.is_agent else add_customer_ccs(c, ticket, msg.parsed.cc)
     entry = _save_entry(c, ticket, "customer")
     if text is not None:
         entry.text = text
@@ -371,6 +364,20 @@ def create_ticket_for(
             **_attachments_ctx(c),
         },
     )
+    if left_out:
+        c.mail(
+            idem_key=c.idem("ccs_left_out"),
+            template="notice_ccs_left_out",
+            to=(requester,),
+            department=dept,
+            ticket=ticket,
+            subject=ticket.subject,
+            context={
+                "limit": c.settings.limits.max_ccs_per_ticket,
+                "left_out": left_out[:MAX_LISTED_LEFT_OUT],
+                "more": max(0, len(left_out) - MAX_LISTED_LEFT_OUT),
+            },
+        )
     _notify_agents(c, ticket, "created")
     return ticket
 
@@ -388,6 +395,58 @@ def list_link_for(app: App, ticket: Ticket, ccs: tuple[str, ...], now: datetime)
     return list_link(app.settings.daemon.base_url, key) if key else ""
 
 
+# How many left-out addresses the notice and the ticket's event list by name: the
+# rest is a count, so a Cc bomb does not become a mail (or a row) of its own size.
+MAX_LISTED_LEFT_OUT = 20
+MAX_RECORDED_LEFT_OUT = 200
+
+
+def add_customer_ccs(c: _Ctx, ticket: Ticket, addresses: Sequence[str]) -> list[str]:
+    """Add ``addresses`` as the ticket's CCs up to ``limits.max_ccs_per_ticket``;
+    return those left out (recorded on the ticket for agents to see).
+
+    Our own addresses, agents and robots are never added and never count: a
+    stranger's ``Cc:`` cannot make the desk write to more than the cap.
+    """
+    own = c.settings.own_addresses
+    cap = c.settings.limits.max_ccs_per_ticket
+    count = len(ticket_ccs(ticket))
+    seen = {ticket.requester.lower()}
+    left_out: list[str] = []
+    for address in addresses:
+        address = address.lower()
+        if (
+            not address
+            or address in seen
+            or _base_address(address) in own
+            or c.settings.agent(address) is not None
+            or is_robot_address(address)
+        ):
+            continue
+        seen.add(address)
+        if count >= cap:
+            left_out.append(address)
+        elif store.add_cc(ticket, address, c.msg.sender, c.now):
+            count += 1
+    if left_out:
+        store.add_event(
+            ticket,
+            "ccs_left_out",
+            c.msg.sender,
+            c.now,
+            limit=cap,
+            count=len(left_out),
+            addresses=left_out[:MAX_RECORDED_LEFT_OUT],
+        )
+    return left_out
+
+
+def _add_sender_as_cc(c: _Ctx, ticket: Ticket) -> None:
+    """A colleague who posts becomes a CC, within the same cap as any other."""
+    if c.decision.add_sender_as_cc:
+        add_customer_ccs(c, ticket, (c.msg.sender,))
+
+
 def _base_address(address: str) -> str:
     """``suporte+592110@example.com`` -> ``suporte@example.com`` (our plus-addresses)."""
     local, at, domain = address.lower().partition("@")
@@ -401,8 +460,7 @@ def _appended(c: _Ctx) -> Ticket | None:
         from maild.agents import apply_agent_message
 
         return apply_agent_message(c, ticket)
-    if c.decision.add_sender_as_cc:
-        store.add_cc(ticket, c.msg.sender, c.msg.sender, c.now)
+    _add_sender_as_cc(c, ticket)
     _save_entry(c, ticket, "customer")
     store.set_status(ticket, "open", c.msg.sender, c.now)
     store.touch(ticket, c.now)
@@ -428,8 +486,7 @@ def _notify_refused(c: _Ctx, ticket: Ticket) -> None:
 def _reopened(c: _Ctx) -> Ticket | None:
     ticket = c.ticket
     assert ticket is not None
-    if c.decision.add_sender_as_cc:
-        store.add_cc(ticket, c.msg.sender, c.msg.sender, c.now)
+    _add_sender_as_cc(c, ticket)
     _save_entry(c, ticket, "customer")
     store.set_status(ticket, "open", c.msg.sender, c.now)
     store.add_event(ticket, "reopened", c.msg.sender, c.now)
@@ -609,9 +666,12 @@ def _rate_limited(c: _Ctx) -> Ticket | None:
 
 
 def _too_large(c: _Ctx) -> Ticket | None:
+    limit = c.settings.attachments.max_message_bytes
+    if c.inbound.raw.size <= limit:
+        limit = c.settings.limits.max_header_bytes  # it was its headers that were too large
     c.notice(
         "notice_too_large",
-        limit_bytes=c.settings.attachments.max_message_bytes,
+        limit_bytes=limit,
         size_bytes=c.inbound.raw.size,
         original_subject=c.msg.parsed.subject,
     )

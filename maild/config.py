@@ -226,6 +226,11 @@ class AttachmentSettings:
 class LimitSettings:
     max_messages_per_sender_per_hour: int = 20
     max_auto_replies_per_recipient_per_hour: int = 10
+    # Abuse bounds (SPEC §8): no inbound mail makes the desk write to more
+    # addresses than these, nor parse more header than this.
+    max_ccs_per_ticket: int = 10
+    max_recipients_per_automatic_mail: int = 10
+    max_header_bytes: int = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -525,6 +530,15 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
 
 def _positive(value: Any) -> str | None:
     return None if value > 0 else f"must be greater than 0, got {value}"
+
+
+def _non_negative(value: Any) -> str | None:
+    return None if value >= 0 else f"must be 0 or more, got {value}"
+
+
+def _header_bytes_check(value: Any) -> str | None:
+    # Below a few KiB ordinary mail (DKIM, Received chains) would count as a bomb.
+    return None if value >= 4096 else f"must be at least 4096, got {value}"
 
 
 def _port(value: Any) -> str | None:
@@ -927,14 +941,36 @@ def parse_settings(
     r.unknown(
         t,
         "limits",
-        {"max_messages_per_sender_per_hour", "max_auto_replies_per_recipient_per_hour"},
+        {
+            "max_messages_per_sender_per_hour",
+            "max_auto_replies_per_recipient_per_hour",
+            "max_ccs_per_ticket",
+            "max_recipients_per_automatic_mail",
+            "max_header_bytes",
+        },
     )
+    l0 = LimitSettings()
+
     limits = LimitSettings(
         max_messages_per_sender_per_hour=r.get(
             t, "limits", "max_messages_per_sender_per_hour", int, 20, _positive
         ),
         max_auto_replies_per_recipient_per_hour=r.get(
             t, "limits", "max_auto_replies_per_recipient_per_hour", int, 10, _positive
+        ),
+        max_ccs_per_ticket=r.get(
+            t, "limits", "max_ccs_per_ticket", int, l0.max_ccs_per_ticket, _non_negative
+        ),
+        max_recipients_per_automatic_mail=r.get(
+            t,
+            "limits",
+            "max_recipients_per_automatic_mail",
+            int,
+            l0.max_recipients_per_automatic_mail,
+            _positive,
+        ),
+        max_header_bytes=r.get(
+            t, "limits", "max_header_bytes", int, l0.max_header_bytes, _header_bytes_check
         ),
     )
 

@@ -29,7 +29,7 @@ from maild.clock import Clock
 from maild.config import ConfigError, Settings, load_settings
 from maild.liveness import Liveness, same_host_owner_alive
 from maild.notify import Notifier, watchdog_interval
-from maild.pipeline import IngestResult, recover
+from maild.pipeline import IngestResult, probe_storage, recover, retry_stranded
 from maild.sender import MaildirTransport, OutboxSender, Transport, make_transport
 from maild.storage import outbox as ob
 from maild.storage.models import OUTBOX_PENDING, ImapState, Outbox, OutboxAttempt, aware
@@ -45,6 +45,7 @@ IMAP_TIMEOUT_SECONDS = 8.0
 SCHEDULER_MAX_SLEEP = 300.0
 SCHEDULER_MIN_SLEEP = 5.0
 SCHEDULER_SETTLE_SECONDS = 2.0  # after a wake-up: let a burst of mail settle first
+STORAGE_RETRY_SECONDS = 5.0  # stored messages a resource fault interrupted are retried
 # How often a live instance looks for dead ones' outbox claims and IMAP leases. With
 # the IMAP standby retry (intake.imap.STANDBY_RETRY_SECONDS) this keeps a takeover
 # inside SPEC §10's 10 s.
@@ -249,6 +250,26 @@ class Daemon:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), SCHEDULER_SETTLE_SECONDS)
 
+    async def storage_retry_loop(self) -> None:
+        """After a resource fault (a full disk): finish the messages that were stored
+        but not processed (their sources were told to retry, but the row in hand must
+        not wait for a restart), else probe until there is room again."""
+        assert self._stopping is not None
+        while not self._stopping.is_set():
+            storage = self.app.metrics.storage
+            try:
+                if storage.stranded():
+                    for result in await asyncio.to_thread(retry_stranded, self.app):
+                        self.on_ingested(result)
+                elif storage.current() is not None:
+                    # Nothing stored to finish: see whether there is room again, so
+                    # /healthz recovers even when no mail comes (a balancer took us out).
+                    await asyncio.to_thread(probe_storage, self.app)
+            except Exception as exc:  # the loop must survive a bad pass
+                log.error("storage.retry_failed", error=f"{type(exc).__name__}: {exc}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=STORAGE_RETRY_SECONDS)
+
     async def watchdog_loop(self) -> None:
         assert self._stopping is not None
         interval = watchdog_interval() or 15.0
@@ -330,6 +351,7 @@ class Daemon:
             asyncio.create_task(self.sender_loop(), name="sender"),
             asyncio.create_task(self.watchdog_loop(), name="watchdog"),
             asyncio.create_task(self.scheduler_loop(), name="scheduler"),
+            asyncio.create_task(self.storage_retry_loop(), name="storage-retry"),
             asyncio.create_task(self.liveness_loop(), name="liveness"),
         ]
         self.notifier.ready(self.counters.status_line())

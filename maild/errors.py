@@ -6,6 +6,11 @@ others say whether trying again can help.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from maild.faults import ResourceFault
+
 
 class MaildError(Exception):
     """Base of maild's own errors."""
@@ -28,7 +33,15 @@ class PermanentError(MaildError):
 
 
 class StorageUnavailableError(TransientError):
-    """The raw message could not be stored durably; the sender must retry (EX_TEMPFAIL)."""
+    """The raw message could not be stored durably; the sender must retry (EX_TEMPFAIL).
+
+    ``fault`` says what ran out when it is a resource fault (a full disk, a lost
+    database connection), None for a passing conflict.
+    """
+
+    def __init__(self, message: str, fault: ResourceFault | None = None) -> None:
+        super().__init__(message)
+        self.fault = fault
 
 
 class UsageError(MaildError):

@@ -1,4 +1,8 @@
-"""structlog set-up, done once at start: JSON lines when not on a terminal."""
+"""structlog set-up, done once at start: JSON lines when not on a terminal.
+
+A log line that cannot be written (the log's disk is full, journald's pipe is
+gone) is dropped, never raised: logging must not fail a delivery.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +36,29 @@ def configure_logging(
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        logger_factory=SafePrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+
+
+class SafePrintLogger(structlog.PrintLogger):
+    """structlog's PrintLogger, except that a failed write is counted, not raised."""
+
+    dropped = 0  # lines lost since start, across loggers (a hint for an operator)
+
+    def msg(self, message: str) -> None:
+        try:
+            super().msg(message)
+        except (OSError, ValueError):  # ENOSPC, EIO, EPIPE; a closed stream
+            SafePrintLogger.dropped += 1
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+class SafePrintLoggerFactory:
+    def __init__(self, file: TextIO) -> None:
+        self._file = file
+
+    def __call__(self, *args: object) -> SafePrintLogger:
+        return SafePrintLogger(self._file)

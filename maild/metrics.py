@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from maild.faults import StorageHealth
 from maild.storage.models import (
     INBOUND_HELD,
     INBOUND_QUARANTINED,
@@ -101,6 +102,10 @@ class Metrics:
         )
         self._lock = threading.Lock()
         self._sources: dict[str, SourceState] = {}
+        # The last resource fault met while storing (a full disk, a lost database),
+        # shown by /healthz until a message gets through again.
+        self.storage = StorageHealth()
+        r.register(_StorageCollector(self.storage))
         if database_figures:
             r.register(_DatabaseCollector())
 
@@ -142,6 +147,26 @@ def _source_label(source: str) -> str:
     if kind == "imap" and name:
         return source
     return kind if kind in {"lmtp", "smtp", "web", "ingest", "imap"} else "other"
+
+
+class _StorageCollector(Collector):
+    """1 while storing meets a resource fault (a full disk, a lost database), by reason."""
+
+    def __init__(self, storage: StorageHealth) -> None:
+        self.storage = storage
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "maild_storage_fault",
+            "1 while messages cannot be stored (answered 451) because of a resource fault",
+            labels=["reason"],
+        )
+        state = self.storage.current()
+        family.add_metric([state.fault.reason if state else ""], 1 if state else 0)
+        yield family
 
 
 class _DatabaseCollector(Collector):

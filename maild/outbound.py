@@ -186,6 +186,9 @@ def queue_mail(
         return None
     status = None
     if request.automatic and request.capped:
+        # Customer addresses come from mail anyone can write: one automatic mail
+        # never goes to more than the configured number (the To address first).
+        recipients = recipients[: settings.limits.max_recipients_per_automatic_mail]
         allowed, _suppressed = allowed_automatic_recipients(
             recipients, now, settings.limits.max_auto_replies_per_recipient_per_hour
         )

@@ -10,11 +10,14 @@ whatever happens after, the message ends with exactly one outcome on its
 from __future__ import annotations
 
 import contextlib
+import errno
+import os
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import peewee as pw
@@ -22,6 +25,7 @@ import structlog
 
 from maild.app import App
 from maild.errors import StorageUnavailableError
+from maild.faults import DATABASE_ERRORS, ResourceFault, detect_resource_fault
 from maild.parsers.message import parse_message
 from maild.policy import types as o
 from maild.policy.classify import classify
@@ -85,6 +89,35 @@ def split_headers(raw: bytes) -> bytes:
     return raw[:65536]
 
 
+def header_length(raw: bytes) -> int:
+    """Bytes up to and including the blank line after the headers; ``len(raw)``
+    when there is none (a message of headers only, or not a message at all)."""
+    ends = [index + len(sep) for sep in (b"\r\n\r\n", b"\n\n") if (index := raw.find(sep)) != -1]
+    return min(ends) if ends else len(raw)
+
+
+def kept_headers(raw: bytes, max_header_bytes: int) -> bytes:
+    """What a too_large message keeps: its headers, cut to ``max_header_bytes`` at
+    a line end (a header bomb is kept as evidence, not parsed whole)."""
+    head = split_headers(raw)
+    if len(head) <= max_header_bytes:
+        return head
+    head = head[:max_header_bytes]
+    cut = head.rfind(b"\n")
+    head = head[: cut + 1] if cut > 0 else head
+    while head[:1] in (b" ", b"\t") or head.startswith((b"\r\n", b"\n")):
+        head = head[1:]  # never start inside a folded line
+    return head.rstrip(b"\r\n") + b"\r\n\r\n"
+
+
+def is_too_large(raw: bytes, size: int, settings: Any) -> bool:
+    """Over ``attachments.max_message_bytes`` whole, or over ``limits.max_header_bytes``
+    of headers: either way only (at most that many bytes of) the headers are kept."""
+    if size > settings.attachments.max_message_bytes:
+        return True
+    return header_length(raw) > settings.limits.max_header_bytes
+
+
 @dataclass(frozen=True)
 class Incoming:
     """One message handed over by a source, for ``ingest_batch``."""
@@ -119,17 +152,21 @@ def store_inbound_batch(app: App, items: Sequence[Incoming]) -> list[Inbound]:
             # In the database (the default) the bytes commit with the rows that record
             # them; as files they are fsynced before. Either way: raw first.
             return [_store_one(app, item) for item in items]
-    except StoreError as exc:
-        raise StorageUnavailableError(str(exc)) from exc
-    except pw.DatabaseError as exc:
-        raise StorageUnavailableError(f"database: {exc}") from exc
+    except Exception as exc:
+        fault = detect_resource_fault(exc)
+        if fault is not None:
+            raise storage_unavailable(app, fault) from exc
+        if isinstance(exc, (StoreError, *DATABASE_ERRORS)):
+            # A passing conflict (two writers of the same row): the sender retries.
+            raise StorageUnavailableError(f"not stored: {exc}") from exc
+        raise
 
 
 def _store_one(app: App, item: Incoming) -> Inbound:
     raw, position = item.raw, item.position
     size = max(len(raw), item.declared_size or 0)
-    headers_only = size > app.settings.attachments.max_message_bytes
-    kept = split_headers(raw) if headers_only else raw
+    headers_only = is_too_large(raw, size, app.settings)
+    kept = kept_headers(raw, app.settings.limits.max_header_bytes) if headers_only else raw
     digest = app.raw_store.put(kept)
     if position is not None:
         existing = Inbound.get_or_none(
@@ -172,6 +209,7 @@ def ingest(
     """Store then process one message. Raises only StorageUnavailableError."""
     inbound = store_inbound(app, raw, source, position, declared_size)
     if inbound.state != INBOUND_RECEIVED:  # re-fetched IMAP message already handled
+        storage_ok(app)
         return _result_of(inbound)
     # Hand the bytes on rather than re-reading them: one copy of a large
     # message in memory, not two (too_large ones are processed from the headers kept).
@@ -212,6 +250,7 @@ def ingest_batch(app: App, items: Sequence[Incoming]) -> list[IngestResult]:
     assert len(done) == len(items)
     processed_together = len(todo) - len(alone)
     if processed_together:
+        storage_ok(app)  # a batch got through: whatever fault was recorded is over
         app.metrics.batch_size.observe(processed_together)
         for index in todo:
             if index not in alone:
@@ -278,15 +317,18 @@ def dry_run(app: App, raw: bytes, source: str = "ingest") -> IngestResult:
     written to the raw or attachment stores.
     """
     now = app.clock.now()
-    headers_only = len(raw) > app.settings.attachments.max_message_bytes
-    digest = sha256_hex(split_headers(raw) if headers_only else raw)
+    size = len(raw)
+    headers_only = is_too_large(raw, size, app.settings)
+    if headers_only:
+        raw = kept_headers(raw, app.settings.limits.max_header_bytes)
+    digest = sha256_hex(raw)
     try:
         with _transaction(app) as txn:
             raw_row = RawMessage.get_or_none(RawMessage.sha256 == digest)
             if raw_row is None:
                 raw_row = RawMessage.create(
                     sha256=digest,
-                    size=len(raw),
+                    size=size,
                     headers_only=headers_only,
                     created_at=to_storage(now),
                 )
@@ -338,6 +380,7 @@ def process_inbound(
                         app.clock.now(),
                         bypass_rate_limit=bypass_rate_limit,
                     )
+                storage_ok(app, inbound.id)
                 _log_result(result, started, app, inbound.source)
                 return result
             except pw.IntegrityError as exc:
@@ -345,12 +388,14 @@ def process_inbound(
                 # the next pass sees its row.
                 last_error = f"{type(exc).__name__}: {exc}"
                 continue
-            except pw.OperationalError as exc:
-                # The database is busy or gone: not the message's fault. It stays
-                # 'received' (recovered at the next start) and the source retries.
-                log.warning("message.deferred", error=str(exc))
-                raise StorageUnavailableError(f"database: {exc}") from exc
             except Exception as exc:  # the per-message boundary: never crash the loop
+                fault = detect_resource_fault(exc)
+                if fault is not None:
+                    # A full disk, a lost or locked database: not the message's fault.
+                    # It stays 'received' (retried once the fault passes, recovered at
+                    # the next start) and the source retries too; no traceback.
+                    app.metrics.storage.strand(inbound.id)
+                    raise storage_unavailable(app, fault) from exc
                 last_error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
                 log.error(
                     "message.failed",
@@ -358,9 +403,102 @@ def process_inbound(
                     trace=traceback.format_exc(limit=8),
                 )
                 break
-        result = _quarantine(app, inbound, last_error, position, raw)
+        try:
+            result = _quarantine(app, inbound, last_error, position, raw)
+        except Exception as exc:
+            fault = detect_resource_fault(exc)
+            if fault is None:
+                raise
+            app.metrics.storage.strand(inbound.id)
+            raise storage_unavailable(app, fault) from exc
         _log_result(result, started, app, inbound.source)
         return result
+
+
+def storage_unavailable(app: App, fault: ResourceFault) -> StorageUnavailableError:
+    """Record ``fault`` for /healthz, log the first of an outage, and return the
+    error that asks the source to retry (451, EX_TEMPFAIL, IMAP left unflagged)."""
+    if app.metrics.storage.record(fault, app.clock.now()):
+        # One line per outage, naming what is full: no traceback, it is no bug.
+        log.warning(
+            "storage.unavailable", reason=fault.reason, target=fault.target, error=fault.error
+        )
+    return StorageUnavailableError(f"not stored: {fault.describe()}", fault)
+
+
+def storage_ok(app: App, inbound_id: int | None = None) -> None:
+    """A message got through: whatever fault was recorded is over."""
+    if inbound_id is not None:
+        app.metrics.storage.unstrand(inbound_id)
+    ended = app.metrics.storage.clear()
+    if ended is not None:
+        log.info(
+            "storage.recovered",
+            reason=ended.fault.reason,
+            target=ended.fault.target,
+            seconds=round((app.clock.now() - ended.since).total_seconds(), 1),
+        )
+
+
+PROBE_FREE_BYTES = 1 << 20  # below this much free space, storing is not tried again
+PROBE_ADDRESS = "storage-probe.invalid"
+
+
+def probe_storage(app: App) -> bool:
+    """After a resource fault with nothing left to retry: is there room again?
+    Free space where blobs and the SQLite file live, and one small write
+    transaction (taken back in the same commit). True, and the fault cleared, when
+    both pass; /healthz then says ok without waiting for the next message."""
+    try:
+        for folder in _storage_folders(app):
+            stat = os.statvfs(folder)
+            if stat.f_bavail * stat.f_frsize < PROBE_FREE_BYTES:
+                raise OSError(errno.ENOSPC, "less than 1 MiB free", str(folder))
+        with _transaction(app):
+            RateWindowNotice.create(address=PROBE_ADDRESS, window_start=to_storage(app.clock.now()))
+            RateWindowNotice.delete().where(RateWindowNotice.address == PROBE_ADDRESS).execute()
+    except Exception as exc:
+        fault = detect_resource_fault(exc)
+        if fault is None:
+            raise
+        storage_unavailable(app, fault)
+        return False
+    storage_ok(app)
+    return True
+
+
+def _storage_folders(app: App) -> list[Path]:
+    folders = [Path(app.settings.daemon.data_dir)]
+    if isinstance(app.db, pw.SqliteDatabase) and app.db.database != ":memory:":
+        folders.append(Path(app.db.database).parent)
+    return [folder for folder in folders if folder.is_dir()]
+
+
+def retry_stranded(app: App) -> list[IngestResult]:
+    """Process the stored messages this process could not finish during a resource
+    fault; stops at the first that still meets one. Not counted as attempts: the
+    fault was never theirs (contrast ``recover``, after a crash)."""
+    results = []
+    for inbound_id in app.metrics.storage.stranded():
+        try:
+            inbound = Inbound.get_or_none(Inbound.id == inbound_id)
+            if inbound is None or inbound.state != INBOUND_RECEIVED:
+                app.metrics.storage.unstrand(inbound_id)
+                continue
+            position = None
+            if inbound.imap_source is not None:
+                position = ImapPosition(
+                    inbound.imap_source, inbound.imap_uidvalidity, inbound.imap_uid
+                )
+            results.append(process_inbound(app, inbound, position=position))
+        except StorageUnavailableError:
+            break
+        except DATABASE_ERRORS as exc:
+            fault = detect_resource_fault(exc)
+            if fault is not None:
+                storage_unavailable(app, fault)
+            break
+    return results
 
 
 def release(app: App, inbound_id: int) -> IngestResult:
@@ -451,7 +589,12 @@ def _transaction(app: App) -> Iterator[Any]:
 def _load_raw(app: App, inbound: Inbound) -> bytes:
     try:
         return app.raw_store.get(inbound.raw.sha256)
-    except OSError as exc:
+    except Exception as exc:
+        fault = detect_resource_fault(exc)
+        if fault is not None:
+            raise storage_unavailable(app, fault) from exc
+        if not isinstance(exc, OSError):
+            raise
         raise StorageUnavailableError(
             f"raw message {inbound.raw.sha256} unreadable: {exc}"
         ) from exc
@@ -774,8 +917,10 @@ __all__ = [
     "IngestResult",
     "dry_run",
     "ingest",
+    "probe_storage",
     "process_inbound",
     "recover",
     "release",
+    "retry_stranded",
     "store_inbound",
 ]

@@ -51,6 +51,7 @@ TEMPLATE_NAMES: tuple[str, ...] = (
     "notice_rate_limited",
     "notice_too_large",
     "notice_refused_attachments",
+    "notice_ccs_left_out",
     "notice_agent_error",
     "agent_notification",
     "status_changed",
@@ -392,6 +393,12 @@ def _specific(name: str, language: str, full: bool) -> dict[str, Any]:
             return {}
         case "notice_refused_attachments":
             return {"refused_attachments": refused_one}
+        case "notice_ccs_left_out":
+            return {
+                "limit": 10,
+                "left_out": ["joao@cliente.example", "financeiro@cliente.example"],
+                "more": 1988 if full else 0,
+            }
         case "notice_followup_rejected":
             return {
                 "policy": "closed" if full else "reject",

@@ -7,6 +7,7 @@ database: the composition root calls ``open_database`` and passes it on.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,33 @@ class _SqliteDatabase(peewee.SqliteDatabase):
             self._writer.release()
 
 
+class _PostgresqlDatabase(peewee.PostgresqlDatabase):
+    """Reconnects by itself after the server dropped the connection (a restart, a
+    failover, ``pg_terminate_backend``): the statement that met the loss fails, and
+    the caller answers "try again later"; the next one, outside any transaction,
+    opens a fresh connection instead of failing for ever on the dead one."""
+
+    def cursor(self, named_cursor: Any = None) -> Any:
+        if not self.in_transaction() and not self.is_closed() and not self.is_connection_usable():
+            self._drop_connection()
+        return super().cursor(named_cursor)
+
+    def begin(self, isolation_level: Any = None) -> None:
+        # A connection killed while idle looks fine until used: when BEGIN is what
+        # finds it dead, nothing was done yet, so open a new one and begin there.
+        try:
+            super().begin(isolation_level)
+        except (peewee.OperationalError, peewee.InterfaceError):
+            if self.is_closed() or self.is_connection_usable():
+                raise
+            self._drop_connection()
+            super().begin(isolation_level)
+
+    def _drop_connection(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+
 def make_database(url: str) -> peewee.Database:
     """Build (but do not connect) a peewee database for ``url``."""
     if url.startswith("sqlite:///"):
@@ -103,7 +131,7 @@ def make_database(url: str) -> peewee.Database:
             kwargs["password"] = unquote(parsed.password)
         for key, values in parse_qs(parsed.query).items():
             kwargs[key] = values[-1]
-        return peewee.PostgresqlDatabase(name, autorollback=False, **kwargs)
+        return _PostgresqlDatabase(name, autorollback=False, **kwargs)
     raise DatabaseURLError(f"{url!r}: use sqlite:///path or postgresql://user@host/db")
 
 

@@ -131,7 +131,10 @@ class ContentStore:
             finally:
                 os.close(dir_fd)
         except OSError as exc:
-            raise StoreError(exc.errno, f"cannot store blob {digest}: {exc.strerror}") from exc
+            # The store's folder as the file name: what is full, for the log and /healthz.
+            raise StoreError(
+                exc.errno, f"cannot store blob {digest}: {exc.strerror}", str(self.root)
+            ) from exc
         return digest
 
     def get(self, digest: str) -> bytes:

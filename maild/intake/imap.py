@@ -37,6 +37,7 @@ from imapclient.exceptions import IMAPClientError
 from maild.app import App
 from maild.config import ImapSource
 from maild.errors import StorageUnavailableError, TransientError
+from maild.faults import DATABASE_ERRORS
 from maild.metrics import (
     SOURCE_CONNECTED,
     SOURCE_FAILING,
@@ -445,7 +446,7 @@ class ImapRunner:
                     & (Inbound.state != INBOUND_RECEIVED)
                 )
                 done.extend((int(row.imap_uid), row.outcome) for row in rows)
-        except pw.DatabaseError as exc:
+        except DATABASE_ERRORS as exc:
             raise StorageUnavailableError(f"database: {exc}") from exc
         if done:
             self._after_commit(client, sorted(done))
@@ -484,7 +485,7 @@ class ImapRunner:
             ).execute()
             self._swept = True  # nothing below UID 0 to finish
             return 0
-        except pw.DatabaseError as exc:
+        except DATABASE_ERRORS as exc:
             raise StorageUnavailableError(f"database: {exc}") from exc
 
     # -- lease (SPEC §10) --------------------------------------------------------------
@@ -518,7 +519,7 @@ class ImapRunner:
                     taken = 1
                 except pw.IntegrityError:
                     taken = 0  # another instance created it first; its lease stands
-        except pw.DatabaseError as exc:
+        except DATABASE_ERRORS as exc:
             raise StorageUnavailableError(f"database: {exc}") from exc
         held = bool(taken)
         if held and not self.holds_lease:
@@ -548,7 +549,7 @@ class ImapRunner:
             ImapState.update(lease_owner=None, lease_until=None).where(
                 (ImapState.source == self.source.name) & (ImapState.lease_owner == self.owner)
             ).execute()
-        except pw.DatabaseError as exc:  # it expires by itself
+        except DATABASE_ERRORS as exc:  # it expires by itself
             self._log("warning", "imap.lease_release_failed", error=repr(exc))
             return
         self._log("info", "imap.lease_released", owner=self.owner)

@@ -17,13 +17,17 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from maild.app import App
 from maild.errors import StorageUnavailableError
+from maild.faults import DATABASE_FULL, DISK_FULL
 from maild.parsers.subject import extract_plus_number
 from maild.pipeline import IngestResult, ingest
 
 log = structlog.get_logger("maild.lmtp")
 
+FULL_REASONS = frozenset({DISK_FULL, DATABASE_FULL})  # RFC 3463 X.3.1: mail system full
+
 OK_250 = "250 2.0.0 OK: stored"
 ERR_451 = "451 4.3.0 Temporary failure: message not stored, try again later"
+ERR_451_FULL = "451 4.3.1 Mail system full: message not stored, try again later"
 ERR_550 = "550 5.1.1 No such mailbox here"
 ERR_554_EMPTY = "554 5.6.0 Empty message"
 
@@ -72,7 +76,8 @@ class IntakeHandler:
             result = await asyncio.to_thread(ingest, self.app, data, self.source)
         except StorageUnavailableError as exc:
             log.warning("lmtp.tempfail", error=str(exc))
-            return _per_recipient(ERR_451, count, lmtp)
+            full = exc.fault is not None and exc.fault.reason in FULL_REASONS
+            return _per_recipient(ERR_451_FULL if full else ERR_451, count, lmtp)
         except Exception as exc:
             # Anything unexpected must still be temporary: aiosmtpd would answer 500
             # and the MTA would bounce the customer's mail instead of retrying it.

@@ -367,7 +367,28 @@ async def healthz(request: web.Request) -> web.Response:
         await asyncio.wait_for(data.run_db(state.app, data.ping), HEALTH_TIMEOUT_SECONDS)
     except Exception as exc:  # any failure at all means "not healthy"; say so, never crash
         log.warning("web.health_failed", error=f"{type(exc).__name__}: {exc}")
-        body = {"status": "unavailable", "database": f"{type(exc).__name__}", "sources": sources}
+        body = {
+            "status": "unavailable",
+            "database": f"{type(exc).__name__}",
+            "sources": sources,
+            "reason": "database_unavailable",
+            "target": "database",
+            "error": f"{type(exc).__name__}: {exc}"[:300],
+        }
+        return web.json_response(body, status=503)
+    fault = state.app.metrics.storage.current()
+    if fault is not None:
+        # The database answers reads, but the last message could not be stored
+        # (a full disk, a lost connection): mail is being answered 451 right now.
+        body = {
+            "status": "unavailable",
+            "database": "ok",
+            "sources": sources,
+            "reason": fault.fault.reason,
+            "target": fault.fault.target,
+            "error": fault.fault.error,
+            "since": fault.since.isoformat(),
+        }
         return web.json_response(body, status=503)
     degraded = state.app.metrics.unhealthy_sources()
     body = {"status": "degraded" if degraded else "ok", "database": "ok", "sources": sources}

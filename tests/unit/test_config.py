@@ -589,3 +589,47 @@ def test_scheduler_keys_defaults_and_errors() -> None:
         "sla.escalate_to[0]: 'gerente' is not an email address",
         "digest.at: '8h' is not a time of day HH:MM",
     ]
+
+
+# ---------------------------------------------------------------------------
+# [limits]: abuse bounds (issue 15)
+# ---------------------------------------------------------------------------
+
+
+def test_abuse_limits_defaults_and_values() -> None:
+    limits = parse(doc()).limits
+    assert (
+        limits.max_ccs_per_ticket,
+        limits.max_recipients_per_automatic_mail,
+        limits.max_header_bytes,
+    ) == (10, 10, 262144)
+    given = parse(
+        doc(
+            limits={
+                "max_ccs_per_ticket": 0,
+                "max_recipients_per_automatic_mail": 3,
+                "max_header_bytes": 65536,
+            }
+        )
+    ).limits
+    assert (
+        given.max_ccs_per_ticket,
+        given.max_recipients_per_automatic_mail,
+        given.max_header_bytes,
+    ) == (0, 3, 65536)
+
+
+def test_abuse_limits_are_checked_all_at_once() -> None:
+    errors = errors_of(
+        doc(
+            limits={
+                "max_ccs_per_ticket": -1,
+                "max_recipients_per_automatic_mail": 0,
+                "max_header_bytes": 100,
+            }
+        )
+    )
+    assert len(errors) == 3
+    assert any(e.startswith("limits.max_ccs_per_ticket") for e in errors)
+    assert any(e.startswith("limits.max_recipients_per_automatic_mail") for e in errors)
+    assert any(e.startswith("limits.max_header_bytes") and "4096" in e for e in errors)

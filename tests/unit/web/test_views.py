@@ -689,6 +689,34 @@ def test_healthz_503_when_the_database_is_unreachable(
         "unavailable",
         "OperationalError",
     )
+    assert (body["reason"], body["target"]) == ("database_unavailable", "database")
+    assert "OperationalError" in body["error"]
+
+
+def test_healthz_503_with_the_reason_while_storing_meets_a_resource_fault(
+    app: App, client: Any
+) -> None:
+    from maild.faults import DISK_FULL, ResourceFault
+
+    fault = ResourceFault(DISK_FULL, "/var/lib/maild/raw", "No space left on device")
+    app.metrics.storage.record(fault, app.clock.now())
+
+    reply = client.get("/healthz")
+
+    assert reply.status == 503
+    assert json.loads(reply.body) == {
+        "status": "unavailable",
+        "database": "ok",
+        "sources": {},
+        "reason": "disk_full",
+        "target": "/var/lib/maild/raw",
+        "error": "No space left on device",
+        "since": app.clock.now().isoformat(),
+    }
+    assert 'maild_storage_fault{reason="disk_full"} 1.0' in client.get("/metrics").body.decode()
+    app.metrics.storage.clear()  # the next message got through
+    assert client.get("/healthz").status == 200
+    assert 'maild_storage_fault{reason=""} 0.0' in client.get("/metrics").body.decode()
 
 
 def test_stylesheet_is_served_with_the_same_headers(client: Any) -> None:
