@@ -12,8 +12,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from maild.app import App
 from maild.config import Settings
 from maild.errors import StorageUnavailableError
+from maild.pipeline import Incoming, IngestResult, dry_run, ingest_batch
 from maild.wakeup import poke
 
 if TYPE_CHECKING:
@@ -59,35 +61,73 @@ def _inputs(files: list[str], err: TextIO) -> Iterator[tuple[str, bytes | None]]
             yield name, data
 
 
+BATCH_MESSAGES = 50  # group commit (SPEC §2.3): files of one run, committed together
+BATCH_BYTES = 8 * 1024 * 1024  # ... bounded by the bytes held in memory
+
+
 def ingest_command(
     args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
 ) -> int:
-    from maild.pipeline import dry_run, ingest
-
     try:
         app = env.open_app()
     except Exception as exc:
         print(f"error: cannot open the database: {exc}", file=err)
         return EX_TEMPFAIL
     status = EX_OK
+    batch: list[tuple[str, bytes]] = []
+    held = 0
+
+    def flush() -> None:
+        nonlocal status, held
+        if batch:
+            status = max(status, _ingest(app, batch, args, out, err))
+            if not args.dry_run:
+                poke(settings.daemon.data_dir)  # a daemon sends what this queued, now
+        batch.clear()
+        held = 0
+
     try:
         for name, raw in _inputs(args.files, err):
             if raw is None:
                 status = max(status, EX_NOINPUT) if status != EX_TEMPFAIL else status
                 continue
-            try:
-                result = dry_run(app, raw) if args.dry_run else ingest(app, raw, args.source)
-            except StorageUnavailableError as exc:
-                print(f"error: {name}: not stored, try again later: {exc}", file=err)
-                status = EX_TEMPFAIL
-                continue
-            line = result.as_json()
-            if args.dry_run:
-                line["dry_run"] = True
-            else:
-                poke(settings.daemon.data_dir)  # a daemon sends what this queued, now
-            out.write(json.dumps(line, ensure_ascii=False) + "\n")
-            out.flush()
+            batch.append((name, raw))
+            held += len(raw)
+            if len(batch) >= BATCH_MESSAGES or held >= BATCH_BYTES:
+                flush()
+        flush()
     finally:
         app.close()
+    return status
+
+
+def _ingest(
+    app: App, batch: list[tuple[str, bytes]], args: argparse.Namespace, out: TextIO, err: TextIO
+) -> int:
+    """One batch: JSON lines in input order; EX_TEMPFAIL when it could not be stored."""
+    if args.dry_run:
+        results: list[IngestResult | None] = []
+        for name, raw in batch:
+            try:
+                results.append(dry_run(app, raw))
+            except StorageUnavailableError as exc:
+                print(f"error: {name}: not stored, try again later: {exc}", file=err)
+                results.append(None)
+    else:
+        try:
+            results = list(ingest_batch(app, [Incoming(raw, args.source) for _, raw in batch]))
+        except StorageUnavailableError as exc:
+            for name, _ in batch:
+                print(f"error: {name}: not stored, try again later: {exc}", file=err)
+            return EX_TEMPFAIL
+    status = EX_OK
+    for result in results:
+        if result is None:
+            status = EX_TEMPFAIL
+            continue
+        line = result.as_json()
+        if args.dry_run:
+            line["dry_run"] = True
+        out.write(json.dumps(line, ensure_ascii=False) + "\n")
+    out.flush()
     return status
