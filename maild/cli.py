@@ -24,6 +24,7 @@ from maild.app import App, build_app
 from maild.clock import Clock, SystemClock
 from maild.config import LOG_LEVELS, ConfigError, Settings, config_path, load_settings
 from maild.errors import StorageUnavailableError, UsageError
+from maild.wakeup import poke
 
 EX_OK = 0
 EX_ERROR = 1
@@ -533,6 +534,8 @@ def cmd_tick(
     app = env.open_app()
     try:
         result = run_due(app, now, dry_run=args.dry_run)
+        if result.actions and not args.dry_run:
+            poke(settings.daemon.data_dir)  # a running daemon sends what this queued, now
         rows = [a.as_json() for a in result.actions]
         if args.json:
             _print_json(
