@@ -19,7 +19,7 @@ from maild.app import App
 from maild.errors import StorageUnavailableError
 from maild.faults import DATABASE_FULL, DISK_FULL
 from maild.parsers.subject import extract_plus_number
-from maild.pipeline import IngestResult, ingest
+from maild.pipeline import Incoming, IngestResult, ingest_batch
 
 log = structlog.get_logger("maild.lmtp")
 
@@ -30,6 +30,52 @@ ERR_451 = "451 4.3.0 Temporary failure: message not stored, try again later"
 ERR_451_FULL = "451 4.3.1 Mail system full: message not stored, try again later"
 ERR_550 = "550 5.1.1 No such mailbox here"
 ERR_554_EMPTY = "554 5.6.0 Empty message"
+
+
+BATCH_MESSAGES = 50
+BATCH_BYTES = 8 * 1024 * 1024
+
+
+class _GroupCommit:
+    """Deliveries that arrive while a batch is being stored wait for the next batch
+    and commit together (SPEC §2.3). A delivery arriving alone is processed at once:
+    nothing waits on a timer, so latency does not suffer when mail comes one by one."""
+
+    def __init__(self, app: App, source: str) -> None:
+        self.app = app
+        self.source = source
+        self.pending: list[tuple[bytes, asyncio.Future[IngestResult]]] = []
+        self._worker: asyncio.Task[None] | None = None
+
+    async def submit(self, data: bytes) -> IngestResult:
+        future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
+        self.pending.append((data, future))
+        if self._worker is None or self._worker.done():
+            self._worker = asyncio.create_task(self._work())
+        return await future
+
+    async def _work(self) -> None:
+        await asyncio.sleep(0)  # deliveries ready in this same loop turn join the first batch
+        while self.pending:
+            batch: list[tuple[bytes, asyncio.Future[IngestResult]]] = []
+            held = 0
+            while self.pending and len(batch) < BATCH_MESSAGES and held < BATCH_BYTES:
+                data, future = self.pending.pop(0)
+                batch.append((data, future))
+                held += len(data)
+            items = [Incoming(data, self.source) for data, _ in batch]
+            try:
+                results = await asyncio.to_thread(ingest_batch, self.app, items)
+            except BaseException as exc:  # every delivery of the batch gets the answer
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                if not isinstance(exc, Exception):
+                    raise
+                continue
+            for (_, future), result in zip(batch, results, strict=True):
+                if not future.done():
+                    future.set_result(result)
 
 
 class IntakeHandler:
@@ -45,6 +91,7 @@ class IntakeHandler:
         self.on_ingested = on_ingested
         self.source = source
         self.in_flight = 0
+        self._group = _GroupCommit(app, source)
 
     def _is_ours(self, address: str) -> bool:
         address = address.lower()
@@ -73,7 +120,7 @@ class IntakeHandler:
         data = delivered.encode() + raw
         self.in_flight += 1
         try:
-            result = await asyncio.to_thread(ingest, self.app, data, self.source)
+            result = await self._group.submit(data)
         except StorageUnavailableError as exc:
             log.warning("lmtp.tempfail", error=str(exc))
             full = exc.fault is not None and exc.fault.reason in FULL_REASONS

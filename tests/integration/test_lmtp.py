@@ -245,7 +245,7 @@ def test_unexpected_error_is_temporary_not_a_bounce(serve, monkeypatch) -> None:
     def broken(*args, **kwargs):
         raise RuntimeError("unexpected")
 
-    monkeypatch.setattr(lmtp, "ingest", broken)
+    monkeypatch.setattr(lmtp, "ingest_batch", broken)
     listener = serve()
     with lmtp_client(listener) as client:
         client.mail(CUSTOMER)
@@ -295,3 +295,33 @@ def test_smtp_protocol(serve) -> None:
     listener.app.db.connect(reuse_if_open=True)
     [inbound] = Inbound.select()
     assert (inbound.source, inbound.outcome) == ("smtp", "created")
+
+
+def test_concurrent_deliveries_commit_in_batches_each_with_its_reply(serve) -> None:
+    """Deliveries arriving while a batch is stored join the next one (SPEC §2.3);
+    each still gets its own 250 after the commit that covers it."""
+    listener = serve()
+    errors: list[BaseException] = []
+
+    def deliver(n: int) -> None:
+        try:
+            with lmtp_client(listener) as client:
+                refused = client.sendmail(
+                    CUSTOMER, ["suporte@example.com"], message(f"batch-{n}@cliente.example")
+                )
+                assert refused == {}
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert errors == []
+    rows = list(Inbound.select(Inbound.message_id, Inbound.state))
+    assert sorted(r.message_id for r in rows) == sorted(
+        f"batch-{n}@cliente.example" for n in range(12)
+    )
+    assert {r.state for r in rows} == {"processed"}
