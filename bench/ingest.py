@@ -22,6 +22,7 @@ import email.policy
 import os
 import random
 import signal
+import smtplib
 import socket
 import sqlite3
 import statistics
@@ -116,7 +117,9 @@ def make_message(i: int, rng: random.Random, big: bool = False) -> tuple[bytes, 
     return raw, mid.strip("<>")
 
 
-def write_settings(tmp: Path, imap_port: int, user: str, password: str, smtp_port: int) -> Path:
+def write_settings(
+    tmp: Path, imap_port: int, user: str, password: str, smtp_port: int, lmtp_port: int
+) -> Path:
     (tmp / "imap-password").write_text(password)
     settings = tmp / "settings.toml"
     settings.write_text(
@@ -138,7 +141,10 @@ idle = true
 poll_seconds = 30
 
 [listener]
-enabled = false
+enabled = true
+protocol = "lmtp"
+host = "127.0.0.1"
+port = {lmtp_port}
 
 [web]
 enabled = false
@@ -160,6 +166,19 @@ max_auto_replies_per_recipient_per_hour = 100000
 """
     )
     return settings
+
+
+def big_lmtp_message(size: int) -> bytes:
+    """A customer mail of about ``size`` bytes: one base64 PDF attachment."""
+    body = base64.encodebytes(os.urandom(size * 3 // 4)).replace(b"\n", b"\r\n")
+    head = (
+        b"From: Cliente <cliente@example.com.br>\r\nTo: suporte@example.com\r\n"
+        b"Subject: Arquivo grande\r\nMessage-ID: <bench-huge@cliente.example>\r\n"
+        b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+        b"--b\r\nContent-Type: text/plain\r\n\r\nSegue o arquivo.\r\n--b\r\n"
+        b"Content-Type: application/pdf; name=a.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+    )
+    return head + body + b"\r\n--b--\r\n"
 
 
 def login_with_retry(server: DovecotServer, user: str, seconds: float = 10.0):  # type: ignore[no-untyped-def]
@@ -268,7 +287,8 @@ def main() -> int:
 
             t_floor = floor(server, user, args.messages)
 
-            settings = write_settings(tmp, server.port, user, password, sink.port)
+            lmtp_port = _free_port()
+            settings = write_settings(tmp, server.port, user, password, sink.port, lmtp_port)
             db_path = tmp / "var" / "maild.sqlite3"
             log_path = tmp / "daemon.log"
             start = time.perf_counter()
@@ -314,6 +334,14 @@ def main() -> int:
             total = args.messages + args.latency + args.big
             wait_until(lambda: processed_count(db_path) >= total, timeout=600, interval=0.2)
             rss_big = peak_rss_mb(proc.pid)
+
+            # (e) one 50 MB message over LMTP (too_large: only its headers are kept)
+            huge = big_lmtp_message(50 * 1024 * 1024)
+            with smtplib.LMTP("127.0.0.1", lmtp_port, timeout=120) as lmtp:
+                lmtp.sendmail("cliente@example.com.br", ["suporte@example.com"], huge)
+            del huge
+            wait_until(lambda: processed_count(db_path) >= total + 1, timeout=120, interval=0.2)
+            rss_huge = peak_rss_mb(proc.pid)
             client.logout()
             proc.send_signal(signal.SIGTERM)
             proc.wait(timeout=20)
@@ -354,6 +382,7 @@ def main() -> int:
         ),
         ("(d) peak RSS, backlog", f"{rss_backlog:8.1f} MB", "", "target <= 200 MB"),
         ("(d) peak RSS, with 10 MB attachments", f"{rss_big:8.1f} MB", "", "target <= 200 MB"),
+        ("(e) peak RSS, after a 50 MB LMTP message", f"{rss_huge:8.1f} MB", "", "<= 200 MB"),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"maild ingest benchmark: {n} messages, SQLite, {os.cpu_count()} cores")

@@ -19,7 +19,7 @@ from maild.app import App
 from maild.errors import StorageUnavailableError
 from maild.faults import DATABASE_FULL, DISK_FULL
 from maild.parsers.subject import extract_plus_number
-from maild.pipeline import Incoming, IngestResult, ingest_batch
+from maild.pipeline import Incoming, IngestResult, ingest_batch, split_headers
 
 log = structlog.get_logger("maild.lmtp")
 
@@ -44,12 +44,12 @@ class _GroupCommit:
     def __init__(self, app: App, source: str) -> None:
         self.app = app
         self.source = source
-        self.pending: list[tuple[bytes, asyncio.Future[IngestResult]]] = []
+        self.pending: list[tuple[Incoming, asyncio.Future[IngestResult]]] = []
         self._worker: asyncio.Task[None] | None = None
 
-    async def submit(self, data: bytes) -> IngestResult:
+    async def submit(self, item: Incoming) -> IngestResult:
         future: asyncio.Future[IngestResult] = asyncio.get_running_loop().create_future()
-        self.pending.append((data, future))
+        self.pending.append((item, future))
         if self._worker is None or self._worker.done():
             self._worker = asyncio.create_task(self._work())
         return await future
@@ -57,13 +57,13 @@ class _GroupCommit:
     async def _work(self) -> None:
         await asyncio.sleep(0)  # deliveries ready in this same loop turn join the first batch
         while self.pending:
-            batch: list[tuple[bytes, asyncio.Future[IngestResult]]] = []
+            batch: list[tuple[Incoming, asyncio.Future[IngestResult]]] = []
             held = 0
             while self.pending and len(batch) < BATCH_MESSAGES and held < BATCH_BYTES:
-                data, future = self.pending.pop(0)
-                batch.append((data, future))
-                held += len(data)
-            items = [Incoming(data, self.source) for data, _ in batch]
+                item, future = self.pending.pop(0)
+                batch.append((item, future))
+                held += len(item.raw)
+            items = [item for item, _ in batch]
             try:
                 results = await asyncio.to_thread(ingest_batch, self.app, items)
             except BaseException as exc:  # every delivery of the batch gets the answer
@@ -116,11 +116,16 @@ class IntakeHandler:
         if not raw.strip():
             return _per_recipient(ERR_554_EMPTY, count, lmtp)
         # Keep the envelope recipient: a Bcc'd department is otherwise invisible.
-        delivered = "".join(f"Delivered-To: {rcpt}\r\n" for rcpt in envelope.rcpt_tos[:1])
-        data = delivered.encode() + raw
+        delivered = "".join(f"Delivered-To: {rcpt}\r\n" for rcpt in envelope.rcpt_tos[:1]).encode()
+        size = len(delivered) + getattr(envelope, "maild_size", len(raw))
+        if size > self.app.settings.attachments.max_message_bytes:
+            # too_large keeps only the headers: no second whole copy of a huge body.
+            item = Incoming(delivered + split_headers(raw), self.source, None, size)
+        else:
+            item = Incoming(delivered + raw, self.source)
         self.in_flight += 1
         try:
-            result = await self._group.submit(data)
+            result = await self._group.submit(item)
         except StorageUnavailableError as exc:
             log.warning("lmtp.tempfail", error=str(exc))
             full = exc.fault is not None and exc.fault.reason in FULL_REASONS
@@ -149,11 +154,69 @@ def _per_recipient(reply: str, count: int, lmtp: bool) -> str:
 MAX_LINE_BYTES = 1 << 20
 
 
-class _LenientLMTP(LMTP):
+HEADERS_WITHOUT_END = 65536  # kept of a too_large message whose headers never end
+
+
+class _BoundedData:
+    """DATA read into one buffer, and never more of it than maild can use.
+
+    aiosmtpd keeps a message as one object per line, then joins them: about three
+    times its size at the peak (a 50 MB delivery raised the daemon past 290 MB).
+    Here the lines go into one buffer; once it passes ``attachments.max_message_bytes``
+    the message is ``too_large`` whatever follows, so only its header block is kept
+    and the rest is counted (``envelope.maild_size``), not held.
+    """
+
+    async def smtp_DATA(self, arg: str) -> None:
+        server: Any = self
+        if await server.check_helo_needed() or await server.check_auth_needed("DATA"):
+            return
+        envelope = server.envelope
+        if not envelope.rcpt_tos:
+            await server.push("503 Error: need RCPT command")
+            return
+        if arg:
+            await server.push("501 Syntax: DATA")
+            return
+        await server.push("354 End data with <CR><LF>.<CR><LF>")
+        keep = server.event_handler.app.settings.attachments.max_message_bytes
+        buffer = bytearray()
+        size = 0
+        overflow = False
+        at_line_start = True
+        while True:
+            try:
+                chunk = await server._reader.readuntil(b"\r\n")
+            except asyncio.LimitOverrunError as exc:  # a very long line: take it in parts
+                chunk = await server._reader.read(exc.consumed)
+            if at_line_start and chunk == b".\r\n":
+                break
+            if at_line_start and chunk.startswith(b"."):
+                chunk = chunk[1:]  # RFC 5321 4.5.2 dot-stuffing
+            at_line_start = chunk.endswith(b"\r\n")
+            size += len(chunk)
+            if overflow:
+                continue
+            buffer += chunk
+            if len(buffer) > keep:
+                overflow = True
+                found = [(i, sep) for sep in (b"\r\n\r\n", b"\n\n") if (i := buffer.find(sep)) >= 0]
+                end = min(i + len(sep) for i, sep in found) if found else HEADERS_WITHOUT_END
+                buffer = buffer[:end]  # a copy of the headers only
+        content = bytes(buffer)
+        del buffer
+        envelope.content = envelope.original_content = content
+        envelope.maild_size = size
+        status = await server._call_handler_hook("DATA")
+        server._set_post_data_state()
+        await server.push(status)
+
+
+class _LenientLMTP(_BoundedData, LMTP):
     line_length_limit = MAX_LINE_BYTES
 
 
-class _LenientSMTP(SMTP):
+class _LenientSMTP(_BoundedData, SMTP):
     line_length_limit = MAX_LINE_BYTES
 
 

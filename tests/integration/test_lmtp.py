@@ -325,3 +325,35 @@ def test_concurrent_deliveries_commit_in_batches_each_with_its_reply(serve) -> N
         f"batch-{n}@cliente.example" for n in range(12)
     )
     assert {r.state for r in rows} == {"processed"}
+
+
+def test_a_message_past_the_size_limit_is_not_held_whole(serve) -> None:
+    """Beyond attachments.max_message_bytes only the header block is kept while DATA
+    is read; the size recorded is the whole message's, dot-stuffed lines undone."""
+    listener = serve(attachments={"max_message_bytes": 4096})
+    body = b"".join(b".linha %d que comeca com ponto\r\n" % n for n in range(2000))
+    raw = message("huge@c.example") + body
+    with lmtp_client(listener) as client:
+        client.mail(CUSTOMER)
+        client.rcpt("suporte@example.com")
+        assert [code for code, _ in send_data(client, raw, 1)] == [250]
+
+    (result,) = listener.ingested
+    assert result.outcome == "too_large"
+    listener.app.db.connect(reuse_if_open=True)
+    stored = RawMessage.get()
+    kept = listener.app.raw_store.get(stored.sha256)
+    assert stored.headers_only
+    assert kept.endswith(b"\r\n\r\n") and b"linha" not in kept  # headers only
+    delivered_to = len(b"Delivered-To: suporte@example.com\r\n")
+    assert stored.size == delivered_to + len(raw if raw.endswith(b"\r\n") else raw + b"\r\n")
+
+
+def test_dot_stuffed_lines_arrive_unstuffed(serve) -> None:
+    listener = serve()
+    raw = message("dots@c.example").replace(b"parou.\r\n", b"parou.\r\n.\r\n..dois\r\n.um\r\n")
+    with lmtp_client(listener) as client:
+        assert client.sendmail(CUSTOMER, ["suporte@example.com"], raw) == {}
+    listener.app.db.connect(reuse_if_open=True)
+    stored = listener.app.raw_store.get(RawMessage.get().sha256)
+    assert stored.endswith(b"parou.\r\n.\r\n..dois\r\n.um\r\n")
