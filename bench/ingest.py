@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import email
 import email.policy
 import os
@@ -216,6 +217,13 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
+def reset_peak_rss(pid: int) -> None:
+    """Start VmHWM over from the current RSS (Linux: clear_refs 5), so each figure
+    is the peak of its own step, not of the whole run."""
+    with contextlib.suppress(OSError):  # not permitted: the figure is the peak so far
+        Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
 def processed_count(db_path: Path) -> int:
     try:
         with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5) as conn:
@@ -328,6 +336,7 @@ def main() -> int:
                 time.sleep(0.2)  # let the daemon settle back into IDLE
 
             # (d) peak RSS with 10 MB attachments
+            reset_peak_rss(proc.pid)
             for k in range(args.big):
                 raw, _ = make_message(10_000_000 + k, rng, big=True)
                 client.append("INBOX", raw)
@@ -336,6 +345,7 @@ def main() -> int:
             rss_big = peak_rss_mb(proc.pid)
 
             # (e) one 50 MB message over LMTP (too_large: only its headers are kept)
+            reset_peak_rss(proc.pid)
             huge = big_lmtp_message(50 * 1024 * 1024)
             with smtplib.LMTP("127.0.0.1", lmtp_port, timeout=120) as lmtp:
                 lmtp.sendmail("cliente@example.com.br", ["suporte@example.com"], huge)
