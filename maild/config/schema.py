@@ -241,7 +241,7 @@ class ImapSource:
     )
     auth: str = setting("password", kind=str, check=c.one_of(c.AUTH_MODES), doc=_AUTH_DOC)
     oauth: OAuthSettings | None = None
-    port: int = setting(993, kind=int, check=c.port, shown="993 for tls, else 143", doc="")
+    port: int = setting(993, kind=int, check=c.port, shown="993 for tls, else 143", doc="IMAP port")
     security: str = setting(
         "tls",
         kind=str,
@@ -337,7 +337,7 @@ class Department:
         kind=str, check=c.department_key, doc="lowercase letters, digits, `-`, `_`; unique"
     )
     name: str = setting(
-        kind=str, check=c.non_empty, optional=True, shown="the key, capitalized", doc="shown"
+        kind=str, check=c.non_empty, optional=True, shown="the key, capitalized", doc="display name"
     )
     addresses: tuple[str, ...] = setting(
         kind=list,
@@ -364,7 +364,7 @@ class Agent:
         check=c.non_empty,
         optional=True,
         shown="the address's local part",
-        doc="shown",
+        doc="display name",
     )
     departments: tuple[str, ...] = setting(
         (), kind=list, shown="all", doc="keys of the departments the agent serves"
