@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from maild.config import checks as c
-from maild.config.schema import OAUTH_KEYS, OAuthKeys, OAuthSettings, keys, toml_names
+from maild.config.oauth2 import read_auth
+from maild.config.schema import OAUTH_KEYS, keys, toml_names
 from maild.config.settings import SECTIONS, Settings
 
 DEFAULT_CONFIG_NAME = "settings.toml"
@@ -284,7 +285,7 @@ def _imap(r: Reader, v: Values, t: Mapping[str, Any], p: str, parsed: dict[str, 
         r.error(f"{p}.name", f"{v['name']!r} is used by another [[imap]] source")
     if "port" not in t:
         v["port"] = 993 if v["security"] == "tls" else 143
-    v["oauth"] = _auth(r, v, t, p)
+    v["oauth"] = read_auth(r, v, t, p)
     if v["auth"] == "xoauth2" and v["name"] == "smtp":
         r.error(f"{p}.name", "'smtp' names the [smtp] tokens; choose another name")
     if v["auth"] == "password" and not any(k in t for k in ("password_file", "password_env")):
@@ -294,7 +295,7 @@ def _imap(r: Reader, v: Values, t: Mapping[str, Any], p: str, parsed: dict[str, 
 def _smtp(r: Reader, v: Values, t: Mapping[str, Any], p: str, parsed: dict[str, Any]) -> None:
     if "port" not in t:
         v["port"] = {"tls": 465, "starttls": 587, "none": 25}.get(v["security"], 587)
-    v["oauth"] = _auth(r, v, t, p)
+    v["oauth"] = read_auth(r, v, t, p)
     if v["auth"] == "xoauth2" and not v["username"]:
         r.error("smtp.username", "is required when smtp.auth = 'xoauth2'")
     has_secret = "password_file" in t or "password_env" in t
@@ -399,93 +400,3 @@ _ARRAY_CHECKS: dict[str, Callable[[Reader, list[Values], list[dict[str, Any]]], 
     "departments": _departments,
     "agents": _agents,
 }
-
-
-# ---------------------------------------------------------------------------
-# OAuth2 (SPEC §14): the keys of schema.OAuthKeys, endpoints filled per provider
-# ---------------------------------------------------------------------------
-
-# Well-known endpoints and the scopes IMAP and SMTP need (docs/oauth.md). Google offers
-# no device flow for the mail scope, so its authorization is a loopback redirect.
-_GOOGLE = {
-    "token_endpoint": "https://oauth2.googleapis.com/token",
-    "authorization_endpoint": "https://accounts.google.com/o/oauth2/v2/auth",
-    "device_authorization_endpoint": "",
-    "scopes": ("https://mail.google.com/",),
-}
-_MICROSOFT_BASE = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0"
-_MICROSOFT_SCOPES = (
-    "https://outlook.office.com/IMAP.AccessAsUser.All",
-    "https://outlook.office.com/SMTP.Send",
-    "offline_access",
-)
-_ENDPOINTS = ("token_endpoint", "authorization_endpoint", "device_authorization_endpoint")
-
-
-def _auth(r: Reader, v: Values, t: Mapping[str, Any], p: str) -> OAuthSettings | None:
-    """OAuthSettings with ``auth = "xoauth2"``; else the OAuth2 keys are errors."""
-    if v["auth"] == "xoauth2":
-        return _oauth(r, r.section(OAuthKeys, t, p, check_unknown=False), p)
-    for key in sorted(OAUTH_KEYS - {"auth"}):
-        if key in t:
-            r.error(_join(p, key), "only applies with auth = 'xoauth2'")
-    return None
-
-
-def _oauth(r: Reader, v: Values, p: str) -> OAuthSettings | None:
-    provider, tenant = v["oauth_provider"], v["tenant"]
-    if tenant and provider != "microsoft":
-        r.error(_join(p, "tenant"), "only applies to oauth_provider = 'microsoft'")
-    tenant = tenant or ("common" if provider == "microsoft" else "")
-    if provider == "google":
-        defaults: dict[str, Any] = dict(_GOOGLE)
-    elif provider == "microsoft":
-        base = _MICROSOFT_BASE.format(tenant=tenant)
-        defaults = {
-            "token_endpoint": f"{base}/token",
-            "authorization_endpoint": f"{base}/authorize",
-            "device_authorization_endpoint": f"{base}/devicecode",
-            "scopes": _MICROSOFT_SCOPES,
-        }
-    else:
-        defaults = {"authorization_endpoint": "", "device_authorization_endpoint": ""}
-    urls = {k: v[k] if v[k] is not None else defaults.get(k) for k in _ENDPOINTS}
-    if provider == "generic" and not urls["token_endpoint"]:
-        r.error(_join(p, "token_endpoint"), "is required for oauth_provider = 'generic'")
-    if provider == "generic" and not (
-        urls["authorization_endpoint"] or urls["device_authorization_endpoint"]
-    ):
-        r.error(
-            _join(p, "authorization_endpoint"),
-            "is required (or device_authorization_endpoint) for oauth_provider = 'generic'",
-        )
-    scopes = v["scopes"] if v["scopes"] is not None else defaults.get("scopes", ())
-    key = _fernet_key(r, v["oauth_key_file"], p)
-    if provider is None or v["client_id"] is None or not urls["token_endpoint"]:
-        return None
-    return OAuthSettings(
-        provider=provider,
-        client_id=v["client_id"],
-        token_endpoint=urls["token_endpoint"],
-        authorization_endpoint=urls["authorization_endpoint"] or "",
-        device_authorization_endpoint=urls["device_authorization_endpoint"] or "",
-        scopes=scopes,
-        tenant=tenant,
-        client_secret=v["client_secret"],
-        key=key,
-    )
-
-
-def _fernet_key(r: Reader, name: str | None, p: str) -> bytes:
-    key_path = r.path(name)
-    if key_path is None:
-        return b""
-    try:
-        key = key_path.read_bytes().strip()
-    except OSError as exc:
-        r.error(_join(p, "oauth_key_file"), f"cannot read {str(key_path)!r}: {exc.strerror}")
-        return b""
-    problem = c.fernet_key_problem(key)
-    if problem:
-        r.error(_join(p, "oauth_key_file"), problem)
-    return key
