@@ -236,7 +236,7 @@ class ImapSource:
         "",
         kind=str,
         secret=True,
-        shown="— (required with `password`)",
+        shown='— (required with `auth = "password"`)',
         doc="the login's password",
     )
     auth: str = setting("password", kind=str, check=c.one_of(c.AUTH_MODES), doc=_AUTH_DOC)
