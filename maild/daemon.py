@@ -39,6 +39,7 @@ log = structlog.get_logger("maild.daemon")
 
 SHUTDOWN_GRACE_SECONDS = 8.0  # systemd's default stop timeout is longer; the SPEC asks 10 s
 SENDER_IDLE_SECONDS = 30.0  # safety-net pass even when nothing woke the sender
+SENDER_BATCH = 20  # rows one connection claims per pass
 IMAP_TIMEOUT_SECONDS = 8.0
 # The scheduler sleeps until the nearest due step, but never longer than this (a
 # ticket changed by another instance), nor shorter (a step left to another instance).
@@ -79,7 +80,13 @@ class Daemon:
         self._listener: Any = None
         self._listener_handler: Any = None
         self._web_runner: Any = None
-        self._sender = OutboxSender(app, make_transport(app), owner=self.owner)
+        # [smtp] connections senders, each with its own connection, claiming their own
+        # rows; the first also settles deliveries a crash cut (recover_outbox).
+        count = app.settings.smtp.connections if app.settings.smtp is not None else 1
+        self._senders = [
+            OutboxSender(app, make_transport(app), owner=self.owner) for _ in range(count)
+        ]
+        self._sender = self._senders[0]
         self.liveness = Liveness(app.db, self.owner)
         self.wakeup = WakeListener(app.db, app.settings.daemon.data_dir, self.wake_sender)
         app.outbox_listeners.append(self.wake_sender)
@@ -196,7 +203,8 @@ class Daemon:
         while not self._stopping.is_set():
             self._wake_sender.clear()
             try:
-                sent = await asyncio.to_thread(self._sender.run_once)
+                passes = [asyncio.to_thread(s.run_once, SENDER_BATCH) for s in self._senders]
+                sent = sum(await asyncio.gather(*passes))
                 self.counters.sent += sent
             except Exception as exc:  # the loop must survive a bad pass
                 log.error("outbox.pass_failed", error=f"{type(exc).__name__}: {exc}")
@@ -286,7 +294,8 @@ class Daemon:
             self.notifier.stopping()
             self._stopping.set()
             self.stop_event.set()
-            self._sender.stop()
+            for sender in self._senders:
+                sender.stop()
             if self._wake_sender is not None:
                 self._wake_sender.set()
             if self._wake_scheduler is not None:
@@ -313,7 +322,9 @@ class Daemon:
             self.app.__dict__.pop("renderer", None)  # templates are re-read on next use
             # [smtp] changes take effect with the next batch; the listener, web and
             # IMAP sources keep their sockets until a restart (documented).
-            self._sender.transport = make_transport(self.app)
+            for sender in self._senders:
+                sender.transport.close()
+                sender.transport = make_transport(self.app)
             log.info("config.reloaded")
         self.notifier.ready(self.counters.status_line())
 
@@ -333,7 +344,8 @@ class Daemon:
             await asyncio.wait_for(self._web_runner.cleanup(), timeout=left(3.0))
         for thread in self._imap_threads:
             await asyncio.to_thread(thread.join, left(8.0))
-        self._sender.transport.close()
+        for sender in self._senders:
+            sender.transport.close()
         self.liveness.close()
         self.wakeup.close()
         log.info("daemon.stopped", **self.counters.outcomes)
@@ -363,7 +375,8 @@ class Daemon:
         except TimeoutError:
             # The message in hand hangs (an SMTP server that stopped answering):
             # cut its connection so the sender thread returns, then go on.
-            self._sender.stop(abort=True)
+            for sender in self._senders:
+                sender.stop(abort=True)
             for task in tasks:
                 task.cancel()
         with contextlib.suppress(TimeoutError):

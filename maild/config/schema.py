@@ -288,6 +288,9 @@ class SmtpSettings:
     )
     timeout_seconds: int = setting(30, kind=int, check=c.positive, doc="per connection")
     auth: str = setting("password", kind=str, check=c.one_of(c.AUTH_MODES), doc=_AUTH_DOC)
+    connections: int = setting(
+        2, kind=int, check=c.positive, doc="SMTP connections the sender uses in parallel"
+    )
     oauth: OAuthSettings | None = None
 
 

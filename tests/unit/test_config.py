@@ -633,3 +633,12 @@ def test_abuse_limits_are_checked_all_at_once() -> None:
     assert any(e.startswith("limits.max_ccs_per_ticket") for e in errors)
     assert any(e.startswith("limits.max_recipients_per_automatic_mail") for e in errors)
     assert any(e.startswith("limits.max_header_bytes") and "4096" in e for e in errors)
+
+
+def test_smtp_connections_default_and_check() -> None:
+    smtp = {"host": "smtp.example.com"}
+    settings = parse(doc(smtp=smtp))
+    assert settings.smtp is not None and settings.smtp.connections == 2
+    assert parse(doc(smtp=smtp | {"connections": 4})).smtp.connections == 4
+    errors = errors_of(doc(smtp=smtp | {"connections": 0}))
+    assert len(errors) == 1 and errors[0].startswith("smtp.connections")
