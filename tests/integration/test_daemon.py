@@ -28,6 +28,7 @@ from typing import Any
 import pytest
 
 from tests.shipped_settings import REPO, write_settings
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -40,17 +41,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def customer_mail(n: int | str, tag: str = "t", sender: str = CUSTOMER) -> tuple[str, bytes]:

@@ -9,9 +9,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +19,11 @@ import pytest
 from tests.plugins.dovecot import ImapMailbox
 from tests.plugins.smtpsink import SmtpSink
 from tests.shipped_settings import REPO
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 CUSTOMER = "cliente@example.com.br"
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 def customer_mail(n: int, subject: str | None = None, in_reply_to: str | None = None) -> bytes:

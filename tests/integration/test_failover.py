@@ -30,21 +30,11 @@ from maild.liveness import Liveness
 from maild.sender import MaildirTransport
 from tests.plugins.dovecot import ImapMailbox
 from tests.shipped_settings import REPO
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
 TAKEOVER_SECONDS = 10  # SPEC §10
-
-
-def wait_for(predicate: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 @pytest.fixture
