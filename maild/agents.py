@@ -36,12 +36,13 @@ from maild.config import Agent, Settings
 from maild.parsers.commands import VALID_FORMS, Command, parse_commands
 from maild.parsers.forward import Forward, extract_forward
 from maild.parsers.subject import normalize_subject
+from maild.policy import types as outcomes
 from maild.storage import tickets as store
 from maild.storage.models import Event, ThreadEntry, Ticket
 from maild.storage.queries import customer_recipients, customer_thread_refs
 
 if TYPE_CHECKING:
-    from maild.apply import _Ctx
+    from maild.apply import Applied, _Ctx
 
 TEMPLATE_ERROR = "notice_agent_error"
 EML_SUFFIX = ".eml"
@@ -104,7 +105,7 @@ def agent_trust_warning(settings: Settings) -> str | None:
 # ---------------------------------------------------------------------------
 
 
-def apply_agent_opening(c: _Ctx) -> Ticket | None:
+def apply_agent_opening(c: _Ctx) -> Ticket | Applied:
     """An agent wrote to a department address without a ticket reference.
 
     A forward opens the ticket for the forwarded message's sender; anything
@@ -115,7 +116,7 @@ def apply_agent_opening(c: _Ctx) -> Ticket | None:
     token = c.msg.token_number
     if token is not None and not Ticket.select().where(Ticket.number == token).exists():
         _refuse_unknown_ticket(c, token)
-        return None
+        return _refused(None, ERROR_UNKNOWN_TICKET)
     forward = _usable_forward(c)
     if forward is None:
         return create_ticket_for(c, requester=c.msg.sender, requester_name=c.msg.sender_name)
@@ -176,17 +177,17 @@ class _Change:
     value: str | None
 
 
-def apply_agent_message(c: _Ctx, ticket: Ticket) -> Ticket | None:
+def apply_agent_message(c: _Ctx, ticket: Ticket) -> Ticket | Applied:
     """An agent's mail on ``ticket``: apply its commands, append it, relay it."""
     token = c.msg.token_number
     if token is not None and token != ticket.number:
         # Threading found the ticket by other means, so the token names no ticket.
         _refuse_unknown_ticket(c, token)
-        return None
+        return _refused(None, ERROR_UNKNOWN_TICKET)
     agent = c.settings.agent(c.msg.sender)
     if not _may_act_on(agent, c.msg.sender, ticket):
         _refuse_department(c, ticket)
-        return ticket
+        return _refused(ticket, ERROR_DEPARTMENT)
 
     parsed = parse_commands(c.msg.stripped_text)
     errors: list[tuple[str, str]] = [(e.line, _short(e.message)) for e in parsed.errors]
@@ -203,7 +204,7 @@ def apply_agent_message(c: _Ctx, ticket: Ticket) -> Ticket | None:
             changes.append(change)
     if errors:
         _refuse_commands(c, ticket, errors)
-        return ticket
+        return _refused(ticket, ERROR_COMMAND)
 
     actor = c.msg.sender
     old_status = ticket.status
@@ -357,6 +358,13 @@ def _relay(c: _Ctx, ticket: Ticket, body: str, agent: Agent | None) -> None:
 # ---------------------------------------------------------------------------
 # error mail to the agent
 # ---------------------------------------------------------------------------
+
+
+def _refused(ticket: Ticket | None, kind: str) -> Applied:
+    """Nothing was applied: the record says ``agent_refused`` and why, not ``appended``."""
+    from maild.apply import Applied
+
+    return Applied(ticket, outcomes.AGENT_REFUSED, kind)
 
 
 def _refuse_commands(c: _Ctx, ticket: Ticket, errors: list[tuple[str, str]]) -> None:

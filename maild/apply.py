@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +28,17 @@ from maild.storage.queries import customer_recipients, ticket_ccs
 NO_SUBJECT = {"pt_BR": "(sem assunto)", "en": "(no subject)"}
 
 
+@dataclass(frozen=True)
+class Applied:
+    """What applying a decision did: the ticket the message is tied to, and the
+    outcome recorded -- the decision's, unless applying found it could not be
+    carried out (an agent's mail that applies nothing: ``agent_refused``)."""
+
+    ticket: Ticket | None
+    outcome: str
+    reason: str | None = None  # why the outcome differs from the decision's
+
+
 def apply_decision(
     app: App,
     decision: Decision,
@@ -36,9 +48,12 @@ def apply_decision(
     now: datetime,
     *,
     store_files: bool = True,
-) -> Ticket | None:
+) -> Applied:
     handler = _HANDLERS[decision.outcome]
-    return handler(_Ctx(app, decision, msg, inbound, ticket, now, store_files))
+    result = handler(_Ctx(app, decision, msg, inbound, ticket, now, store_files))
+    if isinstance(result, Applied):
+        return result
+    return Applied(result, decision.outcome)
 
 
 class _Ctx:
@@ -299,7 +314,7 @@ def _sla(c: _Ctx) -> dict[str, Any]:
 # ---------------------------------------------------------------------------
 
 
-def _created(c: _Ctx) -> Ticket | None:
+def _created(c: _Ctx) -> Ticket | Applied | None:
     msg = c.msg
     if msg.is_agent:
         from maild.agents import apply_agent_opening
@@ -453,7 +468,7 @@ def _base_address(address: str) -> str:
     return f"{local.split('+', 1)[0]}{at}{domain}"
 
 
-def _appended(c: _Ctx) -> Ticket | None:
+def _appended(c: _Ctx) -> Ticket | Applied | None:
     ticket = c.ticket
     assert ticket is not None
     if c.msg.is_agent:

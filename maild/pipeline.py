@@ -855,17 +855,19 @@ def _process_in_transaction(
 
     from maild.apply import apply_decision
 
-    ticket = apply_decision(app, decision, msg, inbound, ticket, now, store_files=store_files)
+    applied = apply_decision(app, decision, msg, inbound, ticket, now, store_files=store_files)
+    ticket = applied.ticket
 
     inbound.message_id = parsed.message_id
     inbound.sender = msg.sender
     inbound.subject = parsed.subject[:1000]
-    inbound.outcome = decision.outcome
-    inbound.detail = (
-        decision.rule
-        if decision.outcome != o.AUTO_REPLY_IGNORED
-        else (f"{decision.rule}: {msg.loop_reason}")
-    )
+    inbound.outcome = applied.outcome
+    if applied.reason is not None:
+        inbound.detail = f"{decision.rule}: {applied.reason}"
+    elif decision.outcome == o.AUTO_REPLY_IGNORED:
+        inbound.detail = f"{decision.rule}: {msg.loop_reason}"
+    else:
+        inbound.detail = decision.rule
     inbound.ticket = ticket
     inbound.processed_at = to_storage(now)
     inbound.attempts = inbound.attempts + 1
@@ -881,7 +883,7 @@ def _process_in_transaction(
     if position is not None:
         _record_position(position)
     return IngestResult(
-        outcome=decision.outcome,
+        outcome=applied.outcome,
         ticket=ticket.number if ticket is not None else None,
         message_id=parsed.message_id,
         inbound_id=inbound.id,
