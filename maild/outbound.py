@@ -53,6 +53,17 @@ class MailRequest:
     language: str | None = None
 
 
+def agent_recipients(settings: Settings, ticket: Ticket, exclude: str) -> tuple[str, ...]:
+    """Who hears of a ticket's news: its assignee, else the department's agents
+    (also when the assignee is no longer an agent in settings.toml), never the
+    person whose action it is (``exclude``)."""
+    if ticket.assignee and settings.agent(ticket.assignee) is not None:
+        to: tuple[str, ...] = (ticket.assignee,)
+    else:
+        to = tuple(a.email for a in settings.agents_of(ticket.department))
+    return tuple(a for a in to if a != exclude)
+
+
 def mail_language(settings: Settings, request: MailRequest) -> str:
     """Agents read the desk's language; a customer the ticket's (issue 12)."""
     from maild.render import AGENT_TEMPLATES, LANGUAGES

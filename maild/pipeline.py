@@ -891,28 +891,6 @@ def _process_in_transaction(
     )
 
 
-def rate_notice_due(address: str, now: datetime) -> bool:
-    """True when this sender got no rate-limit notice in the past hour (the same
-    sliding hour the limit counts), so a held sender is told once per window."""
-    return notice_due(address, now)
-
-
-def notice_due(key: str, now: datetime) -> bool:
-    """True (and the window started) when no notice under ``key`` went out in the
-    past hour. The rate-limit notice uses the bare address; others a prefixed key."""
-    key = key[:320]
-    stamp = to_storage(now)
-    since = to_storage(now - timedelta(hours=1))
-    if (
-        RateWindowNotice.select()
-        .where((RateWindowNotice.address == key) & (RateWindowNotice.window_start > since))
-        .exists()
-    ):
-        return False
-    RateWindowNotice.create(address=key, window_start=stamp)
-    return True
-
-
 __all__ = [
     "Decision",
     "ImapPosition",

@@ -9,7 +9,7 @@ from typing import Any
 from maild.app import App
 from maild.business_time import calendar_for, format_due, parse_duration
 from maild.config import Agent
-from maild.outbound import MailRequest, queue_mail
+from maild.outbound import MailRequest, agent_recipients, queue_mail
 from maild.render import PRIORITY_LABELS, STATUS_LABELS
 from maild.scheduler.plan import Step
 from maild.storage.models import ACTIVE_STATUSES, Outbox, ThreadEntry, Ticket, aware
@@ -38,8 +38,6 @@ def sla_mail(
 ) -> Outbox | None:
     """A warning (``sla_warning``) or a breach (``sla_escalation``) to the assignee or
     the department's agents; a breach also goes to ``sla.escalate_to``."""
-    from maild.apply import agent_recipients
-
     to = agent_recipients(app.settings, ticket, exclude="")
     if template == "sla_escalation":
         to = tuple(dict.fromkeys((*to, *app.settings.sla.escalate_to)))

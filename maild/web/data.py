@@ -21,12 +21,11 @@ from typing import Any, TypeVar
 import peewee as pw
 
 from maild.app import App
-from maild.apply import agent_recipients, refusal_reason
 from maild.config import Department
-from maild.outbound import MailRequest, queue_mail
+from maild.outbound import MailRequest, agent_recipients, queue_mail
 from maild.parsers.subject import format_token
 from maild.pipeline import IngestResult, ingest
-from maild.render import PRIORITY_LABELS, STATUS_LABELS
+from maild.render import LANGUAGES, PRIORITY_LABELS, STATUS_LABELS, refusal_reason
 from maild.status_mail import queue_status_change
 from maild.storage import tickets as store
 from maild.storage.models import Attachment, RefusedAttachment, ThreadEntry, Ticket, aware
@@ -118,8 +117,6 @@ class PageView:
 
 
 def ticket_language(app: App, ticket: Ticket) -> str:
-    from maild.render import LANGUAGES
-
     return ticket.language if ticket.language in LANGUAGES else app.settings.daemon.language
 
 
