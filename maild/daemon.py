@@ -224,7 +224,7 @@ class Daemon:
     async def scheduler_loop(self) -> None:
         """SPEC §11: run what is due, then sleep until the nearest due step (or a
         commit that changed tickets wakes us to look again)."""
-        from maild.scheduler import next_due, run_due
+        from maild.scheduler.runner import next_due, run_due
 
         assert self._wake_scheduler is not None and self._stopping is not None
         due_at = None  # unknown: a first pass catches up on what fell due while down

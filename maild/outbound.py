@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from maild.business_time import format_due
 from maild.config import Department, Settings
+from maild.due_times import due_times_for
 from maild.parsers.autoreply import LOOP_HEADER
 from maild.parsers.subject import format_footer_ref, format_subject, format_token
 from maild.render import PRIORITY_LABELS, SEPARATOR, STATUS_LABELS, Renderer
@@ -89,8 +90,6 @@ def ticket_context(
     dept = settings.department(ticket.department)
     first_due = resolution_due = None
     if now is not None:  # SPEC §11: due times still ahead, in the desk's time zone
-        from maild.scheduler.runner import due_times_for
-
         first_due, resolution_due = due_times_for(settings, ticket, now)
     return {
         "number": ticket.number,

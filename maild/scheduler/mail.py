@@ -112,8 +112,8 @@ def rating_reminder(app: App, ticket: Ticket, step: Step, now: datetime) -> Outb
 def digest_tickets(app: App, agent: Agent, now: datetime) -> list[dict[str, Any]]:
     """An agent's active tickets (assigned to them, or unassigned in their departments):
     breached first, then in order of arrival, each with its next due time."""
+    from maild.due_times import policy_for, ticket_state
     from maild.scheduler.plan import effective_due
-    from maild.scheduler.runner import _state, policy_for
 
     policy = policy_for(app)
     language = app.settings.daemon.language
@@ -135,7 +135,7 @@ def digest_tickets(app: App, agent: Agent, now: datetime) -> list[dict[str, Any]
             .where((ThreadEntry.ticket == ticket) & (ThreadEntry.kind == "agent"))
             .exists()
         )
-        state = _state(ticket, met)
+        state = ticket_state(ticket, met)
         dues = []
         if not met:
             dues.append(effective_due(policy, state.first_response_due, state, now))

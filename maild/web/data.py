@@ -22,6 +22,7 @@ import peewee as pw
 
 from maild.app import App
 from maild.config import Department
+from maild.due_times import due_times
 from maild.outbound import MailRequest, agent_recipients, queue_mail
 from maild.parsers.subject import format_token
 from maild.pipeline import IngestResult, ingest
@@ -279,8 +280,6 @@ def load_page(app: App, number_text: str, key: str) -> PageView | None:
 
 
 def _due_times(app: App, ticket: Ticket) -> dict[str, datetime | None]:
-    from maild.scheduler.runner import due_times
-
     first, resolution = due_times(app, ticket, app.clock.now())
     return {"first_response_due": first, "resolution_due": resolution}
 
