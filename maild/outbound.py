@@ -26,10 +26,18 @@ from maild.config import Department, Settings
 from maild.due_times import due_times_for
 from maild.parsers.autoreply import LOOP_HEADER
 from maild.parsers.subject import format_footer_ref, format_subject, format_token
-from maild.render import PRIORITY_LABELS, SEPARATOR, STATUS_LABELS, Renderer
+from maild.render import (
+    AGENT_TEMPLATES,
+    LANGUAGES,
+    PRIORITY_LABELS,
+    SEPARATOR,
+    STATUS_LABELS,
+    Renderer,
+)
 from maild.storage.models import OUTBOX_HELD, Outbox, Ticket, aware
 from maild.storage.outbox import allowed_automatic_recipients, enqueue
 from maild.storage.queries import ticket_link
+from maild.storage.tickets import remember_message_id
 
 
 @dataclass(frozen=True)
@@ -67,8 +75,6 @@ def agent_recipients(settings: Settings, ticket: Ticket, exclude: str) -> tuple[
 
 def mail_language(settings: Settings, request: MailRequest) -> str:
     """Agents read the desk's language; a customer the ticket's (issue 12)."""
-    from maild.render import AGENT_TEMPLATES, LANGUAGES
-
     default = settings.daemon.language
     if request.template in AGENT_TEMPLATES:
         return default
@@ -256,7 +262,5 @@ def queue_mail(
         **extra,
     )
     if created and ticket is not None:
-        from maild.storage.tickets import remember_message_id
-
         remember_message_id(ticket, message_id)
     return row

@@ -24,13 +24,16 @@ import peewee as pw
 import structlog
 
 from maild.app import App
-from maild.errors import StorageUnavailableError
+from maild.apply import apply_decision
+from maild.errors import StorageUnavailableError, UsageError
 from maild.faults import DATABASE_ERRORS, ResourceFault, detect_resource_fault
 from maild.parsers.message import parse_message
 from maild.policy import types as o
+from maild.policy.access import may_post
 from maild.policy.classify import classify
 from maild.policy.table import decide
 from maild.policy.types import Classified, Decision, PolicyContext, TicketView
+from maild.storage.customers import has_tickets, is_known
 from maild.storage.db import is_postgres
 from maild.storage.models import (
     INBOUND_HELD,
@@ -46,6 +49,7 @@ from maild.storage.models import (
 )
 from maild.storage.queries import ticket_ccs
 from maild.storage.stores import StoreError, sha256_hex
+from maild.storage.tickets import find_active_duplicate, find_by_message_ids, find_subject_thread
 
 log = structlog.get_logger("maild.pipeline")
 
@@ -503,8 +507,6 @@ def retry_stranded(app: App) -> list[IngestResult]:
 
 def release(app: App, inbound_id: int) -> IngestResult:
     """Process a held (rate-limited) or quarantined message now."""
-    from maild.errors import UsageError
-
     inbound = Inbound.get_or_none(Inbound.id == inbound_id)
     if inbound is None:
         raise UsageError(f"no quarantined or held message {inbound_id}")
@@ -713,7 +715,6 @@ def find_thread(app: App, msg: Classified) -> tuple[Ticket | None, str | None]:
         ticket = Ticket.get_or_none(Ticket.number == msg.token_number)
         if ticket is not None:
             return ticket, "token"
-    from maild.storage.tickets import find_by_message_ids, find_subject_thread
 
     if msg.reference_ids:
         ticket = find_by_message_ids(msg.reference_ids)
@@ -769,9 +770,6 @@ def _locked(app: App, ticket: Ticket | None) -> Ticket | None:
 def build_context(
     app: App, msg: Classified, inbound: Inbound, now: datetime, bypass_rate_limit: bool
 ) -> tuple[PolicyContext, Ticket | None, Ticket | None]:
-    from maild.policy.access import may_post
-    from maild.storage.tickets import find_active_duplicate, find_subject_thread
-
     settings = app.settings
     key = dedupe_key(msg.parsed.message_id, inbound.raw.sha256)
     already_seen = (
@@ -829,8 +827,6 @@ def build_context(
 
 def _sender_known(msg: Classified) -> bool:
     """In the customer table (address or domain), or already on a ticket (SPEC §13)."""
-    from maild.storage.customers import has_tickets, is_known
-
     return bool(msg.sender) and (is_known(msg.sender) or has_tickets(msg.sender))
 
 
@@ -852,8 +848,6 @@ def _process_in_transaction(
         ticket = duplicate
     elif decision.outcome == o.CREATED:
         ticket = None
-
-    from maild.apply import apply_decision
 
     applied = apply_decision(app, decision, msg, inbound, ticket, now, store_files=store_files)
     ticket = applied.ticket

@@ -34,6 +34,7 @@ from typing import Any
 
 from maild.app import App
 from maild.outbound import MailRequest, queue_mail
+from maild.render import LANGUAGES, STATUS_LABELS
 from maild.storage.models import TICKET_STATUSES, Outbox, Ticket
 from maild.storage.queries import (
     RATING_STARS,
@@ -79,7 +80,6 @@ def queue_status_change(
     if not should_notify(old_status, new_status, by_customer=by_customer):
         return None
     settings = app.settings
-    from maild.render import LANGUAGES
 
     # The customer's language, chosen when the ticket was opened (issue 12).
     language = ticket.language if ticket.language in LANGUAGES else settings.daemon.language
@@ -90,8 +90,6 @@ def queue_status_change(
             "rating_links": rating_links(settings.daemon.base_url, ticket),
         }
     else:
-        from maild.render import STATUS_LABELS
-
         labels = STATUS_LABELS[language]
         template = "status_changed"
         context = {

@@ -7,11 +7,13 @@ from datetime import datetime
 from typing import Any
 
 from maild.app import App
-from maild.business_time import calendar_for, format_due, parse_duration
+from maild.business_time import add_business_time, calendar_for, format_due, parse_duration
 from maild.config import Agent
+from maild.due_times import policy_for, ticket_state
 from maild.outbound import MailRequest, agent_recipients, queue_mail
+from maild.parsers.subject import format_token
 from maild.render import PRIORITY_LABELS, STATUS_LABELS
-from maild.scheduler.plan import Step
+from maild.scheduler.plan import Step, effective_due
 from maild.storage.models import ACTIVE_STATUSES, Outbox, ThreadEntry, Ticket, aware
 from maild.storage.queries import (
     customer_recipients,
@@ -90,8 +92,6 @@ def _customer_mail(
 
 def customer_reminder(app: App, ticket: Ticket, step: Step, now: datetime) -> Outbox | None:
     """'We are waiting for your answer', with the day it will be resolved without one."""
-    from maild.business_time import add_business_time
-
     cal = calendar_for(app.settings)
     resolve_at = add_business_time(cal, now, parse_duration(app.settings.tickets.autoresolve_after))
     return _customer_mail(
@@ -112,9 +112,6 @@ def rating_reminder(app: App, ticket: Ticket, step: Step, now: datetime) -> Outb
 def digest_tickets(app: App, agent: Agent, now: datetime) -> list[dict[str, Any]]:
     """An agent's active tickets (assigned to them, or unassigned in their departments):
     breached first, then in order of arrival, each with its next due time."""
-    from maild.due_times import policy_for, ticket_state
-    from maild.scheduler.plan import effective_due
-
     policy = policy_for(app)
     language = app.settings.daemon.language
     query = (
@@ -163,7 +160,6 @@ def digest(app: App, agent: Agent, key: str, now: datetime) -> int:
     items = digest_tickets(app, agent, now)
     if not items:
         return 0
-    from maild.parsers.subject import format_token
 
     prefix = app.settings.tickets.token_prefix
     for item in items:

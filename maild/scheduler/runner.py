@@ -22,10 +22,10 @@ import peewee as pw
 import structlog
 
 from maild.app import App
-from maild.business_time import calendar_for, is_business_day
+from maild.business_time import calendar_for, due_for, is_business_day, shift_business_time
 from maild.due_times import agent_replied, policy_for, ticket_state
 from maild.scheduler import mail
-from maild.scheduler.plan import ACTIVE, Policy, Step, due_steps, plan
+from maild.scheduler.plan import ACTIVE, Policy, Step, due_steps, paused_time, plan
 from maild.storage import tickets as store
 from maild.storage.models import (
     AddressCooldown,
@@ -191,7 +191,6 @@ def _backfill_due_times(app: App, ticket: Ticket) -> None:
     times SPEC §11 defines: creation plus the SLA, in business time."""
     if not _lacks_due_times(ticket):
         return
-    from maild.business_time import due_for
 
     cal = calendar_for(app.settings)
     created = aware(ticket.created_at)
@@ -208,13 +207,10 @@ def _settle_pauses(policy: Policy, ticket: Ticket, now: datetime) -> None:
     due times are plain columns again once it is no longer waiting."""
     if not ticket.sla_pauses:
         return
-    from maild.scheduler.plan import paused_time
 
     state = ticket_state(ticket, False)
     paused = paused_time(policy, state.pauses, None, now)
     if paused:
-        from maild.business_time import shift_business_time
-
         for name in ("first_response_due", "resolution_due"):
             value = aware(getattr(ticket, name))
             if value is not None:
