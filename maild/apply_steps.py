@@ -258,7 +258,7 @@ def opening_subject(subject: str, prefix: str) -> str:
 def create_ticket_for(
     ctx: ApplyContext, *, requester: str, requester_name: str, text: str | None = None
 ) -> Ticket:
-    """Open a ticket for ``requester`` from the message in hand, confirm and notify."""
+    """Open a ticket for ``requester`` from the message in hand; confirm it and mail the agents."""
     msg = ctx.msg
     dept = ctx.department()
     sla = sla_context(ctx)

@@ -31,7 +31,7 @@ from maild.liveness import Liveness, same_host_owner_alive
 from maild.notify import Notifier, watchdog_interval
 from maild.pipeline import IngestResult, probe_storage, recover, retry_stranded
 from maild.sender import MaildirTransport, OutboxSender, Transport, make_transport
-from maild.storage import outbox as ob
+from maild.storage import outbox as outbox_store
 from maild.storage.models import OUTBOX_PENDING, ImapState, Outbox, OutboxAttempt, aware
 from maild.wakeup import WakeListener
 
@@ -418,15 +418,16 @@ def recover_outbox(
             continue
         with app.db.atomic():
             sending = OutboxAttempt.get_or_none(
-                (OutboxAttempt.outbox == row.id) & (OutboxAttempt.result == ob.ATTEMPT_SENDING)
+                (OutboxAttempt.outbox == row.id)
+                & (OutboxAttempt.result == outbox_store.ATTEMPT_SENDING)
             )
             if sending is not None and isinstance(transport, MaildirTransport):
                 since = (aware(sending.at) or now).timestamp() - 60
                 if _maildir_holds(transport.path, row.message_id, since):
-                    ob.record_sent(row, now, "found in the Maildir after a crash")
+                    outbox_store.record_sent(row, now, "found in the Maildir after a crash")
                     released += 1
                     continue
-                sending.result = ob.ATTEMPT_DEFERRED
+                sending.result = outbox_store.ATTEMPT_DEFERRED
                 sending.detail = "interrupted by a crash before reaching the Maildir"
                 sending.save()
             Outbox.update(claimed_by=None, claimed_until=None).where(

@@ -28,7 +28,7 @@ from maild.apply import apply_decision
 from maild.errors import StorageUnavailableError, UsageError
 from maild.faults import DATABASE_ERRORS, ResourceFault, detect_resource_fault
 from maild.parsers.message import parse_message
-from maild.policy import types as o
+from maild.policy import types as outcomes
 from maild.policy.access import may_post
 from maild.policy.classify import classify
 from maild.policy.table import decide
@@ -343,7 +343,9 @@ def dry_run(app: App, raw: bytes, source: str = "ingest") -> IngestResult:
         raise StorageUnavailableError(f"database: {exc}") from exc
     except Exception as exc:  # the per-message boundary, as in process_inbound
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return IngestResult(outcome=o.QUARANTINED, ticket=None, message_id=None, detail=detail)
+        return IngestResult(
+            outcome=outcomes.QUARANTINED, ticket=None, message_id=None, detail=detail
+        )
     return result
 
 
@@ -657,7 +659,7 @@ def _quarantine(
         )
         Inbound.update(
             state=INBOUND_QUARANTINED,
-            outcome=o.QUARANTINED,
+            outcome=outcomes.QUARANTINED,
             detail=error[:2000] or "processing failed",
             attempts=Inbound.attempts + (1 if count_attempt else 0),
             processed_at=to_storage(now),
@@ -804,7 +806,7 @@ def build_context(
                 (Inbound.sender == msg.sender)
                 & (Inbound.received_at > since)
                 & (Inbound.id != inbound.id)
-                & (Inbound.outcome != o.DUPLICATE_MESSAGE)
+                & (Inbound.outcome != outcomes.DUPLICATE_MESSAGE)
             )
             .count()
         )
@@ -844,9 +846,9 @@ def _process_in_transaction(
     msg = classify(parsed, raw, app.settings, too_large=inbound.raw.headers_only)
     ctx, ticket, duplicate = build_context(app, msg, inbound, now, bypass_rate_limit)
     decision = decide(msg, ctx)
-    if decision.outcome == o.DUPLICATE_SUBJECT_REJECTED:
+    if decision.outcome == outcomes.DUPLICATE_SUBJECT_REJECTED:
         ticket = duplicate
-    elif decision.outcome == o.CREATED:
+    elif decision.outcome == outcomes.CREATED:
         ticket = None
 
     applied = apply_decision(app, decision, msg, inbound, ticket, now, store_files=store_files)
@@ -858,20 +860,20 @@ def _process_in_transaction(
     inbound.outcome = applied.outcome
     if applied.reason is not None:
         inbound.detail = f"{decision.rule}: {applied.reason}"
-    elif decision.outcome == o.AUTO_REPLY_IGNORED:
+    elif decision.outcome == outcomes.AUTO_REPLY_IGNORED:
         inbound.detail = f"{decision.rule}: {msg.loop_reason}"
     else:
         inbound.detail = decision.rule
     inbound.ticket = ticket
     inbound.processed_at = to_storage(now)
     inbound.attempts = inbound.attempts + 1
-    if decision.outcome == o.RATE_LIMITED:
+    if decision.outcome == outcomes.RATE_LIMITED:
         inbound.state = INBOUND_HELD
-    elif decision.outcome == o.QUARANTINED:
+    elif decision.outcome == outcomes.QUARANTINED:
         inbound.state = INBOUND_QUARANTINED
     else:
         inbound.state = INBOUND_PROCESSED
-    if decision.outcome != o.DUPLICATE_MESSAGE:  # quarantined too: a copy is a duplicate
+    if decision.outcome != outcomes.DUPLICATE_MESSAGE:  # quarantined too: a copy is a duplicate
         inbound.dedupe_key = dedupe_key(parsed.message_id, inbound.raw.sha256)
     inbound.save()
     if position is not None:

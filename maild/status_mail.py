@@ -43,10 +43,10 @@ from maild.storage.queries import (
     rating_links,
 )
 
-__all__ = ["RATING_STARS", "queue_status_change", "rating_links", "should_notify"]
+__all__ = ["RATING_STARS", "queue_status_change", "rating_links", "should_mail"]
 
 
-def should_notify(old_status: str, new_status: str, *, by_customer: bool = False) -> bool:
+def should_mail(old_status: str, new_status: str, *, by_customer: bool = False) -> bool:
     """Whether a change from ``old_status`` to ``new_status`` is mailed to the customer."""
     for status in (old_status, new_status):
         if status not in TICKET_STATUSES:
@@ -77,7 +77,7 @@ def queue_status_change(
     """
     requester, ccs = customer_recipients(ticket)
     by_customer = actor.lower() in {requester.lower(), *(c.lower() for c in ccs)}
-    if not should_notify(old_status, new_status, by_customer=by_customer):
+    if not should_mail(old_status, new_status, by_customer=by_customer):
         return None
     settings = app.settings
 

@@ -123,7 +123,6 @@ class PolicyContext:
     max_per_hour: int = 20
     allow_same_domain: bool = True
     followup_policy: str = "reject"  # of the matched ticket's department
-    sender_is_ticket_agent: bool = False
     known_customers_only: bool = False  # [access] customers = "known"
     sender_known: bool = True  # in the customer table, or requester/CC of a ticket
 

@@ -26,7 +26,7 @@ from maild.business_time import calendar_for, due_for, is_business_day, shift_bu
 from maild.due_times import agent_replied, policy_for, ticket_state
 from maild.scheduler import mail
 from maild.scheduler.plan import ACTIVE, Policy, Step, due_steps, paused_time, plan
-from maild.storage import tickets as store
+from maild.storage import tickets as ticket_store
 from maild.storage.models import (
     AddressCooldown,
     AutoMailLog,
@@ -226,41 +226,41 @@ def _settle_pauses(policy: Policy, ticket: Ticket, now: datetime) -> None:
 
 def _sla_warning(app: App, ticket: Ticket, step: Step, now: datetime) -> str:
     kind = step.job.removesuffix("_warning")
-    store.add_event(ticket, "sla_warning", "system", now, sla=kind, due=_iso(step.due))
+    ticket_store.add_event(ticket, "sla_warning", "system", now, sla=kind, due=_iso(step.due))
     mail.sla_mail(app, ticket, "sla_warning", kind, step, now)
     return f"{kind} due {_desk_time(app, step.due)}"
 
 
 def _sla_breach(app: App, ticket: Ticket, step: Step, now: datetime) -> str:
     kind = step.job.removesuffix("_breach")
-    store.add_event(ticket, "sla_breached", "system", now, sla=kind, due=_iso(step.due))
+    ticket_store.add_event(ticket, "sla_breached", "system", now, sla=kind, due=_iso(step.due))
     mail.sla_mail(app, ticket, "sla_escalation", kind, step, now)
     return f"{kind} was due {_desk_time(app, step.due)}"
 
 
 def _reminder(app: App, ticket: Ticket, step: Step, now: datetime) -> str:
-    store.add_event(ticket, "reminder_sent", "system", now)
+    ticket_store.add_event(ticket, "reminder_sent", "system", now)
     mail.customer_reminder(app, ticket, step, now)
     return "customer reminded"
 
 
 def _autoresolve(app: App, ticket: Ticket, step: Step, now: datetime) -> str:
-    store.set_status(ticket, "resolved", "system", now)
-    store.add_event(ticket, "auto_resolved", "system", now)
-    store.touch(ticket, now)
+    ticket_store.set_status(ticket, "resolved", "system", now)
+    ticket_store.add_event(ticket, "auto_resolved", "system", now)
+    ticket_store.touch(ticket, now)
     mail.autoresolved(app, ticket, step, now)
     return "resolved: no answer from the customer"
 
 
 def _autoclose(app: App, ticket: Ticket, step: Step, now: datetime) -> str:
-    store.set_status(ticket, "closed", "system", now)
-    store.touch(ticket, now)
+    ticket_store.set_status(ticket, "closed", "system", now)
+    ticket_store.touch(ticket, now)
     return "closed"
 
 
 def _rating_reminder(app: App, ticket: Ticket, step: Step, now: datetime) -> str:
     mail.rating_reminder(app, ticket, step, now)
-    store.add_event(ticket, "rating_reminder_sent", "system", now)
+    ticket_store.add_event(ticket, "rating_reminder_sent", "system", now)
     return "rating requested again"
 
 

@@ -28,7 +28,7 @@ from maild.parsers.subject import format_token
 from maild.pipeline import IngestResult, ingest
 from maild.render import LANGUAGES, PRIORITY_LABELS, STATUS_LABELS, refusal_reason
 from maild.status_mail import queue_status_change
-from maild.storage import tickets as store
+from maild.storage import tickets
 from maild.storage.models import Attachment, RefusedAttachment, ThreadEntry, Ticket, aware
 from maild.storage.queries import thread
 from maild.web.access import key_matches, parse_number, plausible_key
@@ -348,7 +348,7 @@ def post_reply(
     return ReplyOutcome(result, path, refused)
 
 
-def _notify_agents(app: App, ticket: Ticket, event_id: int, event: str, **context: Any) -> None:
+def _mail_agents(app: App, ticket: Ticket, event_id: int, event: str, **context: Any) -> None:
     settings = app.settings
     to = agent_recipients(settings, ticket, ticket.requester)
     if not to:
@@ -397,9 +397,9 @@ def close_ticket(app: App, number_text: str, key: str) -> str | None:
         if ticket.status in DONE_STATUSES:
             return "already_closed"
         old_status = ticket.status
-        store.set_status(ticket, "resolved", ticket.requester, now)
-        store.touch(ticket, now)
-        event = store.add_event(ticket, "closed_by_customer", ticket.requester, now, via=SOURCE)
+        tickets.set_status(ticket, "resolved", ticket.requester, now)
+        tickets.touch(ticket, now)
+        event = tickets.add_event(ticket, "closed_by_customer", ticket.requester, now, via=SOURCE)
         # The requester and CCs get the ``resolved`` mail with the rating links.
         queue_status_change(
             app,
@@ -411,7 +411,7 @@ def close_ticket(app: App, number_text: str, key: str) -> str | None:
             actor=ticket.requester,
         )
         language = app.settings.daemon.language
-        _notify_agents(app, ticket, event.id, "closed", message_text=CLOSED_TEXT[language])
+        _mail_agents(app, ticket, event.id, "closed", message_text=CLOSED_TEXT[language])
     return "closed"
 
 
@@ -439,11 +439,11 @@ def rate_ticket(app: App, number_text: str, key: str, stars_text: str, comment: 
             return "rate_invalid"
         ticket.rating = stars
         ticket.rating_comment = comment or None
-        store.touch(ticket, now)
-        event = store.add_event(
+        tickets.touch(ticket, now)
+        event = tickets.add_event(
             ticket, "rated", ticket.requester, now, rating=stars, comment=comment, via=SOURCE
         )
-        _notify_agents(app, ticket, event.id, "rating", rating=stars, rating_comment=comment)
+        _mail_agents(app, ticket, event.id, "rating", rating=stars, rating_comment=comment)
     return "rated"
 
 
