@@ -34,7 +34,7 @@ from maild.policy.classify import classify
 from maild.policy.table import decide
 from maild.policy.types import Classified, Decision, PolicyContext, TicketView
 from maild.storage.customers import has_tickets, is_known
-from maild.storage.db import is_postgres
+from maild.storage.db import advisory_xact_lock, for_update, is_postgres, write_transaction
 from maild.storage.models import (
     INBOUND_HELD,
     INBOUND_PROCESSED,
@@ -371,9 +371,7 @@ def process_inbound(
             try:
                 with _transaction(app):
                     query = Inbound.select().where(Inbound.id == inbound.id)
-                    if not isinstance(app.db, pw.SqliteDatabase):
-                        query = query.for_update()  # SQLite's IMMEDIATE already serializes
-                    fresh = query.get()
+                    fresh = for_update(query, app.db).get()
                     if fresh.state != INBOUND_RECEIVED:
                         # Another process (recover at start, a second instance) got
                         # here first: its outcome stands, nothing is done twice.
@@ -582,12 +580,8 @@ def recover(app: App) -> list[IngestResult]:
 @contextmanager
 def _transaction(app: App) -> Iterator[Any]:
     """A write transaction; on SQLite taken up front so writers queue, not deadlock."""
-    if isinstance(app.db, pw.SqliteDatabase):
-        with app.db.atomic("IMMEDIATE") as txn:
-            yield txn
-    else:
-        with app.db.atomic() as txn:
-            yield txn
+    with write_transaction(app.db) as txn:
+        yield txn
 
 
 def _load_raw(app: App, inbound: Inbound) -> bytes:
@@ -755,18 +749,17 @@ def _serialize_openings(app: App, msg: Classified) -> None:
     normalized subject (SPEC §10): the duplicate-subject rule and subject threading
     then hold across instances, since the second transaction, once it has the lock,
     sees what the first committed. SQLite's IMMEDIATE transactions already serialize."""
-    if not is_postgres(app.db) or not msg.sender:
-        return
-    name = f"opening:{msg.sender.lower()}:{msg.department}:{msg.normalized_subject}"
-    app.db.execute_sql("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (name,))
+    if msg.sender:
+        name = f"opening:{msg.sender.lower()}:{msg.department}:{msg.normalized_subject}"
+        advisory_xact_lock(app.db, name)
 
 
 def _locked(app: App, ticket: Ticket | None) -> Ticket | None:
     """The ticket row again, locked by this transaction on PostgreSQL, so that
     concurrent mail, agent replies and web posts never lose an update (SPEC §10)."""
     if ticket is None or not is_postgres(app.db):
-        return ticket
-    return Ticket.select().where(Ticket.id == ticket.id).for_update().get()
+        return ticket  # SQLite: the IMMEDIATE transaction already holds the write lock
+    return for_update(Ticket.select().where(Ticket.id == ticket.id), app.db).get()
 
 
 def build_context(

@@ -27,6 +27,7 @@ from maild.due_times import agent_replied, policy_for, ticket_state
 from maild.scheduler import mail
 from maild.scheduler.plan import ACTIVE, Policy, Step, due_steps, paused_time, plan
 from maild.storage import tickets as ticket_store
+from maild.storage.db import advisory_unlock, for_update, try_advisory_lock, write_transaction
 from maild.storage.models import (
     AddressCooldown,
     AutoMailLog,
@@ -146,16 +147,14 @@ def _pass(app: App, now: datetime, result: TickResult, *, counted: bool) -> None
 
 def _locked_ticket(db: pw.Database, ticket_id: int) -> Ticket | None:
     query = Ticket.select().where(Ticket.id == ticket_id)
-    if isinstance(db, pw.PostgresqlDatabase):
-        query = query.for_update("FOR UPDATE SKIP LOCKED")
-    return query.first()
+    return for_update(query, db, skip_locked=True).first()
 
 
 def _run_ticket(
     app: App, policy: Policy, ticket_id: int, now: datetime, result: TickResult
 ) -> None:
     db = app.db
-    atomic = db.atomic() if isinstance(db, pw.PostgresqlDatabase) else db.atomic("IMMEDIATE")
+    atomic = write_transaction(db)
     if db.in_transaction():  # a dry run: a savepoint inside the outer transaction
         atomic = db.atomic()
     with atomic:
@@ -374,12 +373,8 @@ def _run_housekeeping(app: App, now: datetime, result: TickResult) -> None:
 
 
 def _try_lock(db: pw.Database) -> bool:
-    if not isinstance(db, pw.PostgresqlDatabase):
-        return True
-    row = db.execute_sql("SELECT pg_try_advisory_lock(%s)", (ADVISORY_LOCK_KEY,)).fetchone()
-    return bool(row and row[0])
+    return try_advisory_lock(db, ADVISORY_LOCK_KEY)
 
 
 def _unlock(db: pw.Database) -> None:
-    if isinstance(db, pw.PostgresqlDatabase):
-        db.execute_sql("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
+    advisory_unlock(db, ADVISORY_LOCK_KEY)

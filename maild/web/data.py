@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-import peewee as pw
-
 from maild.app import App
 from maild.config import Department
 from maild.due_times import due_times
@@ -29,6 +27,7 @@ from maild.pipeline import IngestResult, ingest
 from maild.render import LANGUAGES, PRIORITY_LABELS, STATUS_LABELS, refusal_reason
 from maild.status_mail import queue_status_change
 from maild.storage import tickets
+from maild.storage.db import for_update, write_transaction
 from maild.storage.models import Attachment, RefusedAttachment, ThreadEntry, Ticket, aware
 from maild.storage.queries import thread
 from maild.web.access import key_matches, parse_number, plausible_key
@@ -147,9 +146,7 @@ async def run_db(app: App, fn: Callable[..., T], *args: Any) -> T:
 
 def _write_transaction(app: App) -> Any:
     """A write transaction; on SQLite taken up front so concurrent writers queue."""
-    if isinstance(app.db, pw.SqliteDatabase):
-        return app.db.atomic("IMMEDIATE")
-    return app.db.atomic()
+    return write_transaction(app.db)
 
 
 def find_ticket(number_text: str, key: str, *, lock: bool = False) -> Ticket | None:
@@ -162,8 +159,8 @@ def find_ticket(number_text: str, key: str, *, lock: bool = False) -> Ticket | N
     if number is None or not plausible_key(key):
         return None
     query = Ticket.select().where(Ticket.number == number)
-    if lock and not isinstance(Ticket._meta.database, pw.SqliteDatabase):
-        query = query.for_update()
+    if lock:
+        query = for_update(query, Ticket._meta.database)
     ticket = query.first()
     if not key_matches(key, ticket.access_key if ticket is not None else None):
         return None
