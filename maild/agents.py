@@ -30,18 +30,18 @@ from __future__ import annotations
 import copy
 import dataclasses
 import unicodedata
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from maild.apply_steps import Applied, ApplyContext, create_ticket_for, list_link_for, save_entry
 from maild.config import Agent, Settings
 from maild.parsers.commands import VALID_FORMS, Command, parse_commands
 from maild.parsers.forward import Forward, extract_forward
-from maild.parsers.subject import normalize_subject
-from maild.storage import tickets as store
-from maild.storage.models import Event, ThreadEntry, Ticket
+from maild.parsers.subject import format_token, normalize_subject
+from maild.policy import types as outcomes
+from maild.status_mail import queue_status_change
+from maild.storage import tickets
+from maild.storage.models import Event, Ticket
 from maild.storage.queries import customer_recipients, customer_thread_refs
-
-if TYPE_CHECKING:
-    from maild.apply import _Ctx
 
 TEMPLATE_ERROR = "notice_agent_error"
 EML_SUFFIX = ".eml"
@@ -104,51 +104,47 @@ def agent_trust_warning(settings: Settings) -> str | None:
 # ---------------------------------------------------------------------------
 
 
-def apply_agent_opening(c: _Ctx) -> Ticket | None:
+def apply_agent_opening(ctx: ApplyContext) -> Ticket | Applied:
     """An agent wrote to a department address without a ticket reference.
 
     A forward opens the ticket for the forwarded message's sender; anything
     else opens it for the agent. A token naming no ticket opens nothing.
     """
-    from maild.apply import create_ticket_for
-
-    token = c.msg.token_number
+    token = ctx.msg.token_number
     if token is not None and not Ticket.select().where(Ticket.number == token).exists():
-        _refuse_unknown_ticket(c, token)
-        return None
-    forward = _usable_forward(c)
+        _refuse_unknown_ticket(ctx, token)
+        return _refused(None, ERROR_UNKNOWN_TICKET)
+    forward = _usable_forward(ctx)
     if forward is None:
-        return create_ticket_for(c, requester=c.msg.sender, requester_name=c.msg.sender_name)
-    return _open_for_forwarded_sender(c, forward)
+        return create_ticket_for(ctx, requester=ctx.msg.sender, requester_name=ctx.msg.sender_name)
+    return _open_for_forwarded_sender(ctx, forward)
 
 
-def _usable_forward(c: _Ctx) -> Forward | None:
+def _usable_forward(ctx: ApplyContext) -> Forward | None:
     try:
-        raw = c.app.raw_store.get(c.inbound.raw.sha256)
+        raw = ctx.app.raw_store.get(ctx.inbound.raw.sha256)
     except OSError:
         raw = b""  # a dry run keeps no raw bytes: inline forwards are still found
-    forward = extract_forward(c.msg.parsed, raw)
+    forward = extract_forward(ctx.msg.parsed, raw)
     if forward is None:
         return None
-    if forward.address in c.settings.own_addresses or forward.address == c.msg.sender:
+    if forward.address in ctx.settings.own_addresses or forward.address == ctx.msg.sender:
         return None  # a forwarded notification of ours, or the agent's own mail
     return forward
 
 
-def _open_for_forwarded_sender(c: _Ctx, forward: Forward) -> Ticket:
+def _open_for_forwarded_sender(ctx: ApplyContext, forward: Forward) -> Ticket:
     """Open the ticket as if the customer had written, but name the agent as its author."""
-    from maild.apply import create_ticket_for
-
-    agent = c.msg.sender
-    subject = forward.subject or c.msg.parsed.subject
-    attachments = c.msg.attachments
+    agent = ctx.msg.sender
+    subject = forward.subject or ctx.msg.parsed.subject
+    attachments = ctx.msg.attachments
     if forward.attached:  # the forwarded .eml itself is not a file of the customer's
         attachments = tuple(a for a in attachments if not a.filename.lower().endswith(EML_SUFFIX))
-    as_customer = copy.copy(c)
+    as_customer = copy.copy(ctx)
     as_customer.msg = dataclasses.replace(
-        c.msg,
-        parsed=dataclasses.replace(c.msg.parsed, subject=subject),
-        normalized_subject=normalize_subject(subject, c.settings.tickets.token_prefix),
+        ctx.msg,
+        parsed=dataclasses.replace(ctx.msg.parsed, subject=subject),
+        normalized_subject=normalize_subject(subject, ctx.settings.tickets.token_prefix),
         sender=forward.address,
         sender_name=forward.name,
         stripped_text=forward.text,
@@ -176,19 +172,19 @@ class _Change:
     value: str | None
 
 
-def apply_agent_message(c: _Ctx, ticket: Ticket) -> Ticket | None:
+def apply_agent_message(ctx: ApplyContext, ticket: Ticket) -> Ticket | Applied:
     """An agent's mail on ``ticket``: apply its commands, append it, relay it."""
-    token = c.msg.token_number
+    token = ctx.msg.token_number
     if token is not None and token != ticket.number:
         # Threading found the ticket by other means, so the token names no ticket.
-        _refuse_unknown_ticket(c, token)
-        return None
-    agent = c.settings.agent(c.msg.sender)
-    if not _may_act_on(agent, c.msg.sender, ticket):
-        _refuse_department(c, ticket)
-        return ticket
+        _refuse_unknown_ticket(ctx, token)
+        return _refused(None, ERROR_UNKNOWN_TICKET)
+    agent = ctx.settings.agent(ctx.msg.sender)
+    if not _may_act_on(agent, ctx.msg.sender, ticket):
+        _refuse_department(ctx, ticket)
+        return _refused(ticket, ERROR_DEPARTMENT)
 
-    parsed = parse_commands(c.msg.stripped_text)
+    parsed = parse_commands(ctx.msg.stripped_text)
     errors: list[tuple[str, str]] = [(e.line, _short(e.message)) for e in parsed.errors]
     changes: list[_Change] = []
     internal = False
@@ -196,41 +192,39 @@ def apply_agent_message(c: _Ctx, ticket: Ticket) -> Ticket | None:
         if cmd.name == "note":
             internal = True
             continue
-        change, error = _validate(c, cmd)
+        change, error = _validate(ctx, cmd)
         if error is not None:
             errors.append((cmd.line, error))
         elif change is not None:
             changes.append(change)
     if errors:
-        _refuse_commands(c, ticket, errors)
-        return ticket
+        _refuse_commands(ctx, ticket, errors)
+        return _refused(ticket, ERROR_COMMAND)
 
-    actor = c.msg.sender
+    actor = ctx.msg.sender
     old_status = ticket.status
     status_set = False
     for change in changes:
-        status_set = _apply_change(c, ticket, change, actor) or status_set
+        status_set = _apply_change(ctx, ticket, change, actor) or status_set
 
     body = parsed.body.strip()
-    has_files = bool(c.msg.accepted_attachments)
+    has_files = bool(ctx.msg.accepted_attachments)
     if body or has_files:
-        entry = _save_entry(c, ticket, "note" if internal else "agent")
+        entry = save_entry(ctx, ticket, "note" if internal else "agent")
         entry.text = body
         entry.save()
     relay = (bool(body) or has_files) and not internal
     if relay and not status_set:
-        store.set_status(ticket, "waiting_customer", actor, c.now)
-    store.touch(ticket, c.now)
+        tickets.set_status(ticket, "waiting_customer", actor, ctx.now)
+    tickets.touch(ticket, ctx.now)
     if relay:
-        _relay(c, ticket, body, agent)
+        _relay(ctx, ticket, body, agent)
     # A command changed the status: the customer hears of it (resolved asks for a
     # rating) -- unless a relayed reply leaves it waiting, which says so already.
     relayed_waiting = relay and ticket.status == "waiting_customer"
     if status_set and ticket.status != old_status and not relayed_waiting:
-        from maild.status_mail import queue_status_change
-
         queue_status_change(
-            c.app, ticket, old_status, ticket.status, c.now, c.idem("status"), actor
+            ctx.app, ticket, old_status, ticket.status, ctx.now, ctx.idem("status"), actor
         )
     return ticket
 
@@ -246,19 +240,19 @@ def _short(message: str) -> str:
     return message.split(_HELP_SUFFIX, 1)[0]
 
 
-def _text(c: _Ctx, key: str, **values: Any) -> str:
-    table = _MESSAGES.get(c.language, _MESSAGES["en"])
+def _text(ctx: ApplyContext, key: str, **values: Any) -> str:
+    table = _MESSAGES.get(ctx.language, _MESSAGES["en"])
     return table[key].format(**values)
 
 
-def _validate(c: _Ctx, cmd: Command) -> tuple[_Change | None, str | None]:
+def _validate(ctx: ApplyContext, cmd: Command) -> tuple[_Change | None, str | None]:
     value = cmd.value or ""
     if cmd.name == "assign":
-        return _resolve_assignee(c, value)
+        return _resolve_assignee(ctx, value)
     if cmd.name == "department":
-        if c.settings.department(value) is None:
-            known = ", ".join(d.key for d in c.settings.departments)
-            return None, _text(c, "unknown_department", value=value, known=known)
+        if ctx.settings.department(value) is None:
+            known = ", ".join(d.key for d in ctx.settings.departments)
+            return None, _text(ctx, "unknown_department", value=value, known=known)
         return _Change("department", value), None
     return _Change(cmd.name, value), None  # status, priority: canonical already
 
@@ -268,12 +262,12 @@ def _fold(value: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
 
 
-def _resolve_assignee(c: _Ctx, value: str) -> tuple[_Change | None, str | None]:
+def _resolve_assignee(ctx: ApplyContext, value: str) -> tuple[_Change | None, str | None]:
     """``me``, an agent's address, full name, first name or address local part."""
     if value.casefold() == "me":
-        return _Change("assign", c.msg.sender), None
-    agents = c.settings.agents
-    agent = c.settings.agent(value)
+        return _Change("assign", ctx.msg.sender), None
+    agents = ctx.settings.agents
+    agent = ctx.settings.agent(value)
     if agent is not None:
         return _Change("assign", agent.email), None
     wanted = _fold(value)
@@ -287,56 +281,48 @@ def _resolve_assignee(c: _Ctx, value: str) -> tuple[_Change | None, str | None]:
             return _Change("assign", matches[0].email), None
         if len(matches) > 1:
             names = ", ".join(a.email for a in matches)
-            return None, _text(c, "ambiguous_agent", value=value, matches=names)
+            return None, _text(ctx, "ambiguous_agent", value=value, matches=names)
     known = ", ".join(f"{a.name} <{a.email}>" for a in agents)
-    return None, _text(c, "unknown_agent", value=value, known=known)
+    return None, _text(ctx, "unknown_agent", value=value, known=known)
 
 
-def _apply_change(c: _Ctx, ticket: Ticket, change: _Change, actor: str) -> bool:
+def _apply_change(ctx: ApplyContext, ticket: Ticket, change: _Change, actor: str) -> bool:
     """Apply one validated change with its event; True when it set the status."""
     value = change.value
     if change.kind == "status" and value:
-        store.set_status(ticket, value, actor, c.now)
+        tickets.set_status(ticket, value, actor, ctx.now)
         return True
     if change.kind == "priority" and value:
-        store.set_priority(ticket, value, actor, c.now)
+        tickets.set_priority(ticket, value, actor, ctx.now)
     elif change.kind == "assign":
-        _assign(c, ticket, value, actor)
+        _assign(ctx, ticket, value, actor)
     elif change.kind == "department" and value and ticket.department != value:
-        store.add_event(
-            ticket, "department_changed", actor, c.now, old=ticket.department, new=value
+        tickets.add_event(
+            ticket, "department_changed", actor, ctx.now, old=ticket.department, new=value
         )
         ticket.department = value
-        assignee = c.settings.agent(ticket.assignee) if ticket.assignee else None
+        assignee = ctx.settings.agent(ticket.assignee) if ticket.assignee else None
         if assignee is not None and value not in assignee.departments:
-            _assign(c, ticket, None, actor)
+            _assign(ctx, ticket, None, actor)
     return False
 
 
-def _assign(c: _Ctx, ticket: Ticket, value: str | None, actor: str) -> None:
+def _assign(ctx: ApplyContext, ticket: Ticket, value: str | None, actor: str) -> None:
     if ticket.assignee == value:
         return
-    store.add_event(ticket, "assigned", actor, c.now, old=ticket.assignee, new=value)
+    tickets.add_event(ticket, "assigned", actor, ctx.now, old=ticket.assignee, new=value)
     ticket.assignee = value
 
 
-def _save_entry(c: _Ctx, ticket: Ticket, kind: str) -> ThreadEntry:
-    from maild.apply import _save_entry as save
-
-    return save(c, ticket, kind)
-
-
-def _relay(c: _Ctx, ticket: Ticket, body: str, agent: Agent | None) -> None:
-    from maild.apply import list_link_for
-
+def _relay(ctx: ApplyContext, ticket: Ticket, body: str, agent: Agent | None) -> None:
     requester, ccs = customer_recipients(ticket)
     in_reply_to, references = customer_thread_refs(ticket)
-    c.mail(
-        idem_key=c.idem("relay"),
+    ctx.mail(
+        idem_key=ctx.idem("relay"),
         template="agent_reply",
         to=(requester,),
         cc=ccs,
-        department=c.department(ticket.department),
+        department=ctx.department(ticket.department),
         ticket=ticket,
         subject=ticket.subject,
         automatic=False,
@@ -345,10 +331,11 @@ def _relay(c: _Ctx, ticket: Ticket, body: str, agent: Agent | None) -> None:
         references=references,
         context={
             "message_text": body,
-            "list_link": list_link_for(c.app, ticket, ccs, c.now),
-            "agent_name": agent.name if agent else c.msg.sender_name,
+            "list_link": list_link_for(ctx.app, ticket, ccs, ctx.now),
+            "agent_name": agent.name if agent else ctx.msg.sender_name,
             "attachments": [
-                {"filename": a.filename, "size": len(a.payload)} for a in c.msg.accepted_attachments
+                {"filename": a.filename, "size": len(a.payload)}
+                for a in ctx.msg.accepted_attachments
             ],
         },
     )
@@ -359,54 +346,59 @@ def _relay(c: _Ctx, ticket: Ticket, body: str, agent: Agent | None) -> None:
 # ---------------------------------------------------------------------------
 
 
-def _refuse_commands(c: _Ctx, ticket: Ticket, errors: list[tuple[str, str]]) -> None:
+def _refused(ticket: Ticket | None, kind: str) -> Applied:
+    """Nothing was applied: the record says ``agent_refused`` and why, not ``appended``."""
+    return Applied(ticket, outcomes.AGENT_REFUSED, kind)
+
+
+def _refuse_commands(ctx: ApplyContext, ticket: Ticket, errors: list[tuple[str, str]]) -> None:
     (line, message), rest = errors[0], errors[1:]
     if rest:
         others = ", ".join(repr(other) for other, _ in rest)
-        message = f"{message}; {_text(c, 'also_invalid', lines=others)}"
-    store.add_event(ticket, "agent_command_error", c.msg.sender, c.now, line=line, error=message)
-    _error_mail(c, ticket, ERROR_COMMAND, line, message)
-
-
-def _refuse_unknown_ticket(c: _Ctx, number: int) -> None:
-    from maild.parsers.subject import format_token
-
-    token = format_token(number, c.settings.tickets.token_prefix)
-    line = _text(c, "subject_line", subject=c.msg.parsed.subject)
-    _error_mail(c, None, ERROR_UNKNOWN_TICKET, line, _text(c, "unknown_ticket", token=token))
-
-
-def _refuse_department(c: _Ctx, ticket: Ticket) -> None:
-    from maild.parsers.subject import format_token
-
-    dept = c.settings.department(ticket.department)
-    token = format_token(ticket.number, c.settings.tickets.token_prefix)
-    message = _text(
-        c, "department", token=token, department=dept.name if dept else ticket.department
+        message = f"{message}; {_text(ctx, 'also_invalid', lines=others)}"
+    tickets.add_event(
+        ticket, "agent_command_error", ctx.msg.sender, ctx.now, line=line, error=message
     )
-    store.add_event(ticket, "agent_refused", c.msg.sender, c.now, reason=ERROR_DEPARTMENT)
-    line = _text(c, "subject_line", subject=c.msg.parsed.subject)
+    _error_mail(ctx, ticket, ERROR_COMMAND, line, message)
+
+
+def _refuse_unknown_ticket(ctx: ApplyContext, number: int) -> None:
+    token = format_token(number, ctx.settings.tickets.token_prefix)
+    line = _text(ctx, "subject_line", subject=ctx.msg.parsed.subject)
+    _error_mail(ctx, None, ERROR_UNKNOWN_TICKET, line, _text(ctx, "unknown_ticket", token=token))
+
+
+def _refuse_department(ctx: ApplyContext, ticket: Ticket) -> None:
+    dept = ctx.settings.department(ticket.department)
+    token = format_token(ticket.number, ctx.settings.tickets.token_prefix)
+    message = _text(
+        ctx, "department", token=token, department=dept.name if dept else ticket.department
+    )
+    tickets.add_event(ticket, "agent_refused", ctx.msg.sender, ctx.now, reason=ERROR_DEPARTMENT)
+    line = _text(ctx, "subject_line", subject=ctx.msg.parsed.subject)
     # ticket=None: the agent has no business with this ticket, so no link to it.
-    _error_mail(c, None, ERROR_DEPARTMENT, line, message)
+    _error_mail(ctx, None, ERROR_DEPARTMENT, line, message)
 
 
-def _error_mail(c: _Ctx, ticket: Ticket | None, kind: str, line: str, message: str) -> None:
-    c.mail(
-        idem_key=c.idem("agent-error"),
+def _error_mail(
+    ctx: ApplyContext, ticket: Ticket | None, kind: str, line: str, message: str
+) -> None:
+    ctx.mail(
+        idem_key=ctx.idem("agent-error"),
         template=TEMPLATE_ERROR,
-        to=(c.msg.sender,),
-        department=c.department(ticket.department if ticket else None),
+        to=(ctx.msg.sender,),
+        department=ctx.department(ticket.department if ticket else None),
         ticket=ticket,
-        subject=ticket.subject if ticket else c.msg.parsed.subject,
+        subject=ticket.subject if ticket else ctx.msg.parsed.subject,
         automatic=True,
         capped=False,
         link_entitled=ticket is not None,
-        recipient_name=c.msg.sender_name,
+        recipient_name=ctx.msg.sender_name,
         context={
             "error_kind": kind,
             "error_line": line,
             "error_message": message,
             "valid_forms": list(VALID_FORMS),
-            "original_subject": c.msg.parsed.subject,
+            "original_subject": ctx.msg.parsed.subject,
         },
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import calendar
 import contextlib
-import json
 import os
 import re
 import sys
@@ -21,8 +20,10 @@ from typing import Any, TextIO
 import peewee
 
 from maild.app import App, build_app
+from maild.cli_output import cell, print_json, print_table
 from maild.clock import Clock, SystemClock
 from maild.config import LOG_LEVELS, ConfigError, Settings, config_path, load_settings
+from maild.due_times import due_summary
 from maild.errors import StorageUnavailableError, UsageError
 from maild.wakeup import poke
 
@@ -339,8 +340,6 @@ def cmd_tickets(
                 requester=args.requester,
                 month=month,
             )
-            from maild.scheduler.runner import due_summary
-
             now = env.clock.now()
             rows = [
                 queries.ticket_json(t, settings.daemon.base_url, app.tz) | due_summary(app, t, now)
@@ -349,7 +348,7 @@ def cmd_tickets(
             if args.overdue:
                 rows = [r for r in rows if r["overdue"]]
             if args.json:
-                _print_json(rows, out)
+                print_json(rows, out)
             else:
                 for row in rows:
                     row["created_at"] = _short_time(row["created_at"])
@@ -360,7 +359,7 @@ def cmd_tickets(
                     row["due"] = (
                         f"{_short_time(due)}{' OVERDUE' if row['overdue'] else ''}" if due else None
                     )
-                _print_table(
+                print_table(
                     rows,
                     [
                         ("number", "NUMBER"),
@@ -381,13 +380,11 @@ def cmd_tickets(
         if ticket is None:
             raise UsageError(f"no ticket {args.number}")
         if args.tickets_command == "show":
-            from maild.scheduler.runner import due_summary
-
             detail = queries.ticket_detail_json(ticket, settings.daemon.base_url, app.tz)
             thread_events = {k: detail.pop(k) for k in ("thread", "events")}
             data = detail | due_summary(app, ticket, env.clock.now()) | thread_events
             if args.json:
-                _print_json(data, out)
+                print_json(data, out)
             else:
                 _print_ticket(data, out)
             return EX_OK
@@ -416,9 +413,9 @@ def cmd_outbox(
                 query = query.where(Outbox.status == args.status)
             rows = [queries.outbox_json(r, app.tz) for r in query]
             if args.json:
-                _print_json(rows, out)
+                print_json(rows, out)
             else:
-                _print_table(
+                print_table(
                     rows,
                     [
                         ("id", "ID"),
@@ -459,9 +456,9 @@ def cmd_quarantine(
             )
             rows = [queries.inbound_json(r, app.tz) for r in query]
             if args.json:
-                _print_json(rows, out)
+                print_json(rows, out)
             else:
-                _print_table(
+                print_table(
                     rows,
                     [
                         ("id", "ID"),
@@ -479,7 +476,7 @@ def cmd_quarantine(
         from maild.pipeline import release
 
         result = release(app, args.id)
-        _print_json(result.as_json(), out, compact=True)
+        print_json(result.as_json(), out, compact=True)
         return EX_OK
     finally:
         app.close()
@@ -528,7 +525,7 @@ def cmd_run(
 def cmd_tick(
     args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
 ) -> int:
-    from maild.scheduler import run_due
+    from maild.scheduler.runner import run_due
 
     now = _parse_now(args.now) if args.now else env.clock.now()
     app = env.open_app()
@@ -538,7 +535,7 @@ def cmd_tick(
             poke(settings.daemon.data_dir)  # a running daemon sends what this queued, now
         rows = [a.as_json() for a in result.actions]
         if args.json:
-            _print_json(
+            print_json(
                 {
                     "now": now.isoformat(),
                     "dry_run": args.dry_run,
@@ -591,10 +588,10 @@ def cmd_report(
     finally:
         app.close()
     if args.json:
-        _print_json(report, out)
+        print_json(report, out)
         return EX_OK
     print(f"{month.label} ({settings.daemon.timezone}; times in business hours)", file=out)
-    _print_table(
+    print_table(
         report_rows(report),
         [
             ("department", "DEPT"),
@@ -638,39 +635,6 @@ def _short_time(value: str | None) -> str | None:
     return value[:16].replace("T", " ") if value else value
 
 
-def _print_json(data: Any, out: TextIO, compact: bool = False) -> None:
-    if compact:
-        out.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
-    else:
-        out.write(json.dumps(data, ensure_ascii=False, indent=2) + "\n")
-
-
-def _cell(value: Any, width: int = 48) -> str:
-    if value is None:
-        text = "-"
-    elif isinstance(value, list):
-        text = ", ".join(str(v) for v in value) or "-"
-    else:
-        text = str(value)
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _print_table(
-    rows: list[dict[str, Any]], columns: list[tuple[str, str]], out: TextIO, empty: str
-) -> None:
-    if not rows:
-        print(empty, file=out)
-        return
-    cells = [[_cell(r.get(key)) for key, _ in columns] for r in rows]
-    widths = [max(len(title), *(len(c[i]) for c in cells)) for i, (_, title) in enumerate(columns)]
-    print(
-        "  ".join(t.ljust(w) for (_, t), w in zip(columns, widths, strict=True)).rstrip(), file=out
-    )
-    for c in cells:
-        print("  ".join(v.ljust(w) for v, w in zip(c, widths, strict=True)).rstrip(), file=out)
-
-
 def _print_ticket(data: dict[str, Any], out: TextIO) -> None:
     print(f"#{data['number']}  {data['subject']}", file=out)
     for key in (
@@ -686,7 +650,7 @@ def _print_ticket(data: dict[str, Any], out: TextIO) -> None:
         "resolution_due",
         "link",
     ):
-        print(f"  {key:<11} {_cell(data[key], 100)}", file=out)
+        print(f"  {key:<11} {cell(data[key], 100)}", file=out)
     for entry in data["thread"]:
         print("", file=out)
         print(
@@ -705,6 +669,6 @@ def _print_ticket(data: dict[str, Any], out: TextIO) -> None:
         print("events:", file=out)
         for ev in data["events"]:
             print(
-                f"  {ev['created_at']}  {ev['kind']:<20} {ev['actor']}  {_cell(ev['data'], 80)}",
+                f"  {ev['created_at']}  {ev['kind']:<20} {ev['actor']}  {cell(ev['data'], 80)}",
                 file=out,
             )

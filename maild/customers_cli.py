@@ -14,8 +14,11 @@ import io
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from maild.cli_output import print_json, print_table
 from maild.config import Settings, is_email
 from maild.errors import UsageError
+from maild.storage import customers
+from maild.storage.models import Customer
 
 if TYPE_CHECKING:
     from maild.cli import CliEnv
@@ -91,10 +94,6 @@ def parse_csv(text: str) -> tuple[list[dict[str, str]], list[str]]:
 def customers_command(
     args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
 ) -> int:
-    from maild.cli import _print_json, _print_table
-    from maild.storage import customers as store
-    from maild.storage.models import Customer
-
     command = args.customers_command
     rows: list[dict[str, str]] = []
     if command == "import":
@@ -114,31 +113,31 @@ def customers_command(
         if command == "list":
             data = []
             for c in Customer.select().order_by(Customer.domain, Customer.email):
-                key = store.list_key(c.email, now, create=False) if c.email else None
+                key = customers.list_key(c.email, now, create=False) if c.email else None
                 data.append(
                     {
                         "email": c.email,
                         "domain": c.domain,
                         "name": c.name,
                         "organization": c.organization,
-                        "tickets": store.tickets_query(c.email).count() if c.email else None,
-                        "link": store.list_link(base_url, key) if key else None,
+                        "tickets": customers.tickets_query(c.email).count() if c.email else None,
+                        "link": customers.list_link(base_url, key) if key else None,
                     }
                 )
             if args.json:
-                _print_json(data, out)
+                print_json(data, out)
             else:
                 for row in data:
                     row["email"] = row["email"] or f"@{row['domain']}"
                 columns = [("email", "EMAIL/DOMAIN"), ("name", "NAME")]
                 columns += [("organization", "ORGANIZATION"), ("tickets", "TICKETS")]
-                _print_table(data, [*columns, ("link", "LINK")], out, empty="no customers")
+                print_table(data, [*columns, ("link", "LINK")], out, empty="no customers")
             return EX_OK
         with app.db.atomic():
             if command == "import":
                 created = 0
                 for row in rows:
-                    _, new = store.add_customer(
+                    _, new = customers.add_customer(
                         now,
                         email=row["email"] or None,
                         domain=row["domain"] or None,
@@ -149,7 +148,7 @@ def customers_command(
                 print(f"{created} customer(s) added, {len(rows) - created} updated", file=out)
             elif command == "add":
                 email, domain = parse_target(args.address)
-                _, new = store.add_customer(
+                _, new = customers.add_customer(
                     now,
                     email=email,
                     domain=domain,
@@ -159,15 +158,15 @@ def customers_command(
                 print(f"{email or '@' + str(domain)} {'added' if new else 'updated'}", file=out)
             elif command == "remove":
                 email, domain = parse_target(args.address)
-                if not store.remove_customer(email or f"@{domain}"):
+                if not customers.remove_customer(email or f"@{domain}"):
                     raise UsageError(f"no customer {args.address}")
                 print(f"{email or '@' + str(domain)} removed", file=out)
             else:  # rotate-link
                 email, _ = parse_target(args.address)
                 if email is None:
                     raise UsageError("rotate-link takes an email address, not a domain")
-                key = store.rotate_list_key(email, now)
-                print(store.list_link(base_url, key), file=out)
+                key = customers.rotate_list_key(email, now)
+                print(customers.list_link(base_url, key), file=out)
         return EX_OK
     finally:
         app.close()

@@ -24,16 +24,22 @@ from typing import Any
 
 import structlog
 
+from maild.agents import agent_trust_warning
 from maild.app import App, build_app
 from maild.clock import Clock
 from maild.config import ConfigError, Settings, load_settings
+from maild.intake.imap import DefaultImapConnector, ImapRunner
+from maild.intake.lmtp import start_listener
 from maild.liveness import Liveness, same_host_owner_alive
 from maild.notify import Notifier, watchdog_interval
 from maild.pipeline import IngestResult, probe_storage, recover, retry_stranded
+from maild.render import SHIPPED_TEMPLATES_DIR, Renderer
+from maild.scheduler.runner import next_due, run_due
 from maild.sender import MaildirTransport, OutboxSender, Transport, make_transport
-from maild.storage import outbox as ob
+from maild.storage import outbox as outbox_store
 from maild.storage.models import OUTBOX_PENDING, ImapState, Outbox, OutboxAttempt, aware
 from maild.wakeup import WakeListener
+from maild.web.app import start_web
 
 log = structlog.get_logger("maild.daemon")
 
@@ -123,17 +129,12 @@ class Daemon:
         await asyncio.to_thread(self.take_over_dead_instances)
         settings = self.app.settings
         if settings.listener.enabled:
-            from maild.intake.lmtp import start_listener
-
             self._listener, self._listener_handler = await start_listener(
                 self.app, self.on_ingested
             )
         if settings.web.enabled:
-            from maild.web.app import start_web
-
             self._web_runner = await start_web(self.app)
         self._start_imap()
-        from maild.agents import agent_trust_warning
 
         warning = agent_trust_warning(settings)
         if warning:
@@ -142,7 +143,6 @@ class Daemon:
     def _start_imap(self) -> None:
         if not self.app.settings.imap:
             return
-        from maild.intake.imap import DefaultImapConnector, ImapRunner
 
         # A connect or fetch in progress must not hold SIGTERM past the 10 s budget.
         connector = DefaultImapConnector(timeout=IMAP_TIMEOUT_SECONDS, tokens=self.app.oauth)
@@ -232,8 +232,6 @@ class Daemon:
     async def scheduler_loop(self) -> None:
         """SPEC §11: run what is due, then sleep until the nearest due step (or a
         commit that changed tickets wakes us to look again)."""
-        from maild.scheduler import next_due, run_due
-
         assert self._wake_scheduler is not None and self._stopping is not None
         due_at = None  # unknown: a first pass catches up on what fell due while down
         while not self._stopping.is_set():
@@ -308,7 +306,6 @@ class Daemon:
         self.notifier.reloading()
         try:
             new = load_settings(self.config_path)
-            from maild.render import SHIPPED_TEMPLATES_DIR, Renderer
 
             problems = Renderer(
                 SHIPPED_TEMPLATES_DIR, new.daemon.templates_dir, new.daemon.language
@@ -431,15 +428,16 @@ def recover_outbox(
             continue
         with app.db.atomic():
             sending = OutboxAttempt.get_or_none(
-                (OutboxAttempt.outbox == row.id) & (OutboxAttempt.result == ob.ATTEMPT_SENDING)
+                (OutboxAttempt.outbox == row.id)
+                & (OutboxAttempt.result == outbox_store.ATTEMPT_SENDING)
             )
             if sending is not None and isinstance(transport, MaildirTransport):
                 since = (aware(sending.at) or now).timestamp() - 60
                 if _maildir_holds(transport.path, row.message_id, since):
-                    ob.record_sent(row, now, "found in the Maildir after a crash")
+                    outbox_store.record_sent(row, now, "found in the Maildir after a crash")
                     released += 1
                     continue
-                sending.result = ob.ATTEMPT_DEFERRED
+                sending.result = outbox_store.ATTEMPT_DEFERRED
                 sending.detail = "interrupted by a crash before reaching the Maildir"
                 sending.save()
             Outbox.update(claimed_by=None, claimed_until=None).where(

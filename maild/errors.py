@@ -1,7 +1,8 @@
-"""The one error taxonomy of maild (STYLE §4).
+"""The errors maild raises across modules (STYLE §4).
 
-Control signals (``IgnoreMessage``, ``RejectMessage``) are not failures; the
-others say whether trying again can help.
+Ignoring or rejecting a message is an outcome of the policy (``maild.policy.types``),
+not an exception; a message that cannot be processed is quarantined by the
+pipeline. What is left: failures worth retrying, and command-line usage errors.
 """
 
 from __future__ import annotations
@@ -12,24 +13,8 @@ if TYPE_CHECKING:
     from maild.faults import ResourceFault
 
 
-class MaildError(Exception):
-    """Base of maild's own errors."""
-
-
-class IgnoreMessage(MaildError):
-    """The message is recorded but gets no reply (loop, bulk, auto-reply)."""
-
-
-class RejectMessage(MaildError):
-    """The message is refused with a notice to its sender."""
-
-
-class TransientError(MaildError):
+class TransientError(Exception):
     """Try again later with backoff (connection lost, 4xx, database busy)."""
-
-
-class PermanentError(MaildError):
-    """Retrying cannot help (5xx, unparseable); shunt and keep the evidence."""
 
 
 class StorageUnavailableError(TransientError):
@@ -44,5 +29,5 @@ class StorageUnavailableError(TransientError):
         self.fault = fault
 
 
-class UsageError(MaildError):
+class UsageError(Exception):
     """A command-line request that cannot be carried out (unknown ticket, bad filter)."""

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-import peewee as pw
 import requests
 import structlog
 from authlib.integrations.requests_client import OAuth2Session, OAuthError
@@ -25,6 +24,7 @@ from cryptography.fernet import Fernet, InvalidToken
 
 from maild.config import OAuthSettings
 from maild.errors import TransientError
+from maild.storage.db import for_update, is_postgres
 from maild.storage.models import OAuthToken, aware, to_storage
 
 if TYPE_CHECKING:
@@ -161,10 +161,10 @@ class OAuthTokens:
         one). SQLite is one host, where each account is worked by one thread, and its
         transactions take the database's write lock: no HTTP request inside one."""
         refused: OAuthError | None = None
-        sqlite = isinstance(self.app.db, pw.SqliteDatabase)
-        with contextlib.nullcontext() if sqlite else self.app.db.atomic():
+        db = self.app.db
+        with db.atomic() if is_postgres(db) else contextlib.nullcontext():
             query = OAuthToken.select().where(OAuthToken.account == account)
-            row = (query if sqlite else query.for_update()).first()
+            row = for_update(query, db).first()
             current = self._usable(row, account, fernet)
             if current is not None:
                 return current  # refreshed by another instance meanwhile

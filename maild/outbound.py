@@ -23,12 +23,21 @@ from zoneinfo import ZoneInfo
 
 from maild.business_time import format_due
 from maild.config import Department, Settings
+from maild.due_times import due_times_for
 from maild.parsers.autoreply import LOOP_HEADER
 from maild.parsers.subject import format_footer_ref, format_subject, format_token
-from maild.render import PRIORITY_LABELS, SEPARATOR, STATUS_LABELS, Renderer
+from maild.render import (
+    AGENT_TEMPLATES,
+    LANGUAGES,
+    PRIORITY_LABELS,
+    SEPARATOR,
+    STATUS_LABELS,
+    Renderer,
+)
 from maild.storage.models import OUTBOX_HELD, Outbox, Ticket, aware
 from maild.storage.outbox import allowed_automatic_recipients, enqueue
 from maild.storage.queries import ticket_link
+from maild.storage.tickets import remember_message_id
 
 
 @dataclass(frozen=True)
@@ -53,10 +62,19 @@ class MailRequest:
     language: str | None = None
 
 
+def agent_recipients(settings: Settings, ticket: Ticket, exclude: str) -> tuple[str, ...]:
+    """Who hears of a ticket's news: its assignee, else the department's agents
+    (also when the assignee is no longer an agent in settings.toml), never the
+    person whose action it is (``exclude``)."""
+    if ticket.assignee and settings.agent(ticket.assignee) is not None:
+        to: tuple[str, ...] = (ticket.assignee,)
+    else:
+        to = tuple(a.email for a in settings.agents_of(ticket.department))
+    return tuple(a for a in to if a != exclude)
+
+
 def mail_language(settings: Settings, request: MailRequest) -> str:
     """Agents read the desk's language; a customer the ticket's (issue 12)."""
-    from maild.render import AGENT_TEMPLATES, LANGUAGES
-
     default = settings.daemon.language
     if request.template in AGENT_TEMPLATES:
         return default
@@ -78,8 +96,6 @@ def ticket_context(
     dept = settings.department(ticket.department)
     first_due = resolution_due = None
     if now is not None:  # SPEC §11: due times still ahead, in the desk's time zone
-        from maild.scheduler.runner import due_times_for
-
         first_due, resolution_due = due_times_for(settings, ticket, now)
     return {
         "number": ticket.number,
@@ -246,7 +262,5 @@ def queue_mail(
         **extra,
     )
     if created and ticket is not None:
-        from maild.storage.tickets import remember_message_id
-
         remember_message_id(ticket, message_id)
     return row

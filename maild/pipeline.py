@@ -24,14 +24,17 @@ import peewee as pw
 import structlog
 
 from maild.app import App
-from maild.errors import StorageUnavailableError
+from maild.apply import apply_decision
+from maild.errors import StorageUnavailableError, UsageError
 from maild.faults import DATABASE_ERRORS, ResourceFault, detect_resource_fault
 from maild.parsers.message import parse_message
-from maild.policy import types as o
+from maild.policy import types as outcomes
+from maild.policy.access import may_post
 from maild.policy.classify import classify
 from maild.policy.table import decide
 from maild.policy.types import Classified, Decision, PolicyContext, TicketView
-from maild.storage.db import is_postgres
+from maild.storage.customers import has_tickets, is_known
+from maild.storage.db import advisory_xact_lock, for_update, is_postgres, write_transaction
 from maild.storage.models import (
     INBOUND_HELD,
     INBOUND_PROCESSED,
@@ -46,6 +49,7 @@ from maild.storage.models import (
 )
 from maild.storage.queries import ticket_ccs
 from maild.storage.stores import StoreError, sha256_hex
+from maild.storage.tickets import find_active_duplicate, find_by_message_ids, find_subject_thread
 
 log = structlog.get_logger("maild.pipeline")
 
@@ -339,7 +343,9 @@ def dry_run(app: App, raw: bytes, source: str = "ingest") -> IngestResult:
         raise StorageUnavailableError(f"database: {exc}") from exc
     except Exception as exc:  # the per-message boundary, as in process_inbound
         detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-        return IngestResult(outcome=o.QUARANTINED, ticket=None, message_id=None, detail=detail)
+        return IngestResult(
+            outcome=outcomes.QUARANTINED, ticket=None, message_id=None, detail=detail
+        )
     return result
 
 
@@ -365,9 +371,7 @@ def process_inbound(
             try:
                 with _transaction(app):
                     query = Inbound.select().where(Inbound.id == inbound.id)
-                    if not isinstance(app.db, pw.SqliteDatabase):
-                        query = query.for_update()  # SQLite's IMMEDIATE already serializes
-                    fresh = query.get()
+                    fresh = for_update(query, app.db).get()
                     if fresh.state != INBOUND_RECEIVED:
                         # Another process (recover at start, a second instance) got
                         # here first: its outcome stands, nothing is done twice.
@@ -503,8 +507,6 @@ def retry_stranded(app: App) -> list[IngestResult]:
 
 def release(app: App, inbound_id: int) -> IngestResult:
     """Process a held (rate-limited) or quarantined message now."""
-    from maild.errors import UsageError
-
     inbound = Inbound.get_or_none(Inbound.id == inbound_id)
     if inbound is None:
         raise UsageError(f"no quarantined or held message {inbound_id}")
@@ -578,12 +580,8 @@ def recover(app: App) -> list[IngestResult]:
 @contextmanager
 def _transaction(app: App) -> Iterator[Any]:
     """A write transaction; on SQLite taken up front so writers queue, not deadlock."""
-    if isinstance(app.db, pw.SqliteDatabase):
-        with app.db.atomic("IMMEDIATE") as txn:
-            yield txn
-    else:
-        with app.db.atomic() as txn:
-            yield txn
+    with write_transaction(app.db) as txn:
+        yield txn
 
 
 def _load_raw(app: App, inbound: Inbound) -> bytes:
@@ -655,7 +653,7 @@ def _quarantine(
         )
         Inbound.update(
             state=INBOUND_QUARANTINED,
-            outcome=o.QUARANTINED,
+            outcome=outcomes.QUARANTINED,
             detail=error[:2000] or "processing failed",
             attempts=Inbound.attempts + (1 if count_attempt else 0),
             processed_at=to_storage(now),
@@ -713,7 +711,6 @@ def find_thread(app: App, msg: Classified) -> tuple[Ticket | None, str | None]:
         ticket = Ticket.get_or_none(Ticket.number == msg.token_number)
         if ticket is not None:
             return ticket, "token"
-    from maild.storage.tickets import find_by_message_ids, find_subject_thread
 
     if msg.reference_ids:
         ticket = find_by_message_ids(msg.reference_ids)
@@ -752,26 +749,22 @@ def _serialize_openings(app: App, msg: Classified) -> None:
     normalized subject (SPEC §10): the duplicate-subject rule and subject threading
     then hold across instances, since the second transaction, once it has the lock,
     sees what the first committed. SQLite's IMMEDIATE transactions already serialize."""
-    if not is_postgres(app.db) or not msg.sender:
-        return
-    name = f"opening:{msg.sender.lower()}:{msg.department}:{msg.normalized_subject}"
-    app.db.execute_sql("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (name,))
+    if msg.sender:
+        name = f"opening:{msg.sender.lower()}:{msg.department}:{msg.normalized_subject}"
+        advisory_xact_lock(app.db, name)
 
 
 def _locked(app: App, ticket: Ticket | None) -> Ticket | None:
     """The ticket row again, locked by this transaction on PostgreSQL, so that
     concurrent mail, agent replies and web posts never lose an update (SPEC §10)."""
     if ticket is None or not is_postgres(app.db):
-        return ticket
-    return Ticket.select().where(Ticket.id == ticket.id).for_update().get()
+        return ticket  # SQLite: the IMMEDIATE transaction already holds the write lock
+    return for_update(Ticket.select().where(Ticket.id == ticket.id), app.db).get()
 
 
 def build_context(
     app: App, msg: Classified, inbound: Inbound, now: datetime, bypass_rate_limit: bool
 ) -> tuple[PolicyContext, Ticket | None, Ticket | None]:
-    from maild.policy.access import may_post
-    from maild.storage.tickets import find_active_duplicate, find_subject_thread
-
     settings = app.settings
     key = dedupe_key(msg.parsed.message_id, inbound.raw.sha256)
     already_seen = (
@@ -806,7 +799,7 @@ def build_context(
                 (Inbound.sender == msg.sender)
                 & (Inbound.received_at > since)
                 & (Inbound.id != inbound.id)
-                & (Inbound.outcome != o.DUPLICATE_MESSAGE)
+                & (Inbound.outcome != outcomes.DUPLICATE_MESSAGE)
             )
             .count()
         )
@@ -829,8 +822,6 @@ def build_context(
 
 def _sender_known(msg: Classified) -> bool:
     """In the customer table (address or domain), or already on a ticket (SPEC §13)."""
-    from maild.storage.customers import has_tickets, is_known
-
     return bool(msg.sender) and (is_known(msg.sender) or has_tickets(msg.sender))
 
 
@@ -848,67 +839,45 @@ def _process_in_transaction(
     msg = classify(parsed, raw, app.settings, too_large=inbound.raw.headers_only)
     ctx, ticket, duplicate = build_context(app, msg, inbound, now, bypass_rate_limit)
     decision = decide(msg, ctx)
-    if decision.outcome == o.DUPLICATE_SUBJECT_REJECTED:
+    if decision.outcome == outcomes.DUPLICATE_SUBJECT_REJECTED:
         ticket = duplicate
-    elif decision.outcome == o.CREATED:
+    elif decision.outcome == outcomes.CREATED:
         ticket = None
 
-    from maild.apply import apply_decision
-
-    ticket = apply_decision(app, decision, msg, inbound, ticket, now, store_files=store_files)
+    applied = apply_decision(app, decision, msg, inbound, ticket, now, store_files=store_files)
+    ticket = applied.ticket
 
     inbound.message_id = parsed.message_id
     inbound.sender = msg.sender
     inbound.subject = parsed.subject[:1000]
-    inbound.outcome = decision.outcome
-    inbound.detail = (
-        decision.rule
-        if decision.outcome != o.AUTO_REPLY_IGNORED
-        else (f"{decision.rule}: {msg.loop_reason}")
-    )
+    inbound.outcome = applied.outcome
+    if applied.reason is not None:
+        inbound.detail = f"{decision.rule}: {applied.reason}"
+    elif decision.outcome == outcomes.AUTO_REPLY_IGNORED:
+        inbound.detail = f"{decision.rule}: {msg.loop_reason}"
+    else:
+        inbound.detail = decision.rule
     inbound.ticket = ticket
     inbound.processed_at = to_storage(now)
     inbound.attempts = inbound.attempts + 1
-    if decision.outcome == o.RATE_LIMITED:
+    if decision.outcome == outcomes.RATE_LIMITED:
         inbound.state = INBOUND_HELD
-    elif decision.outcome == o.QUARANTINED:
+    elif decision.outcome == outcomes.QUARANTINED:
         inbound.state = INBOUND_QUARANTINED
     else:
         inbound.state = INBOUND_PROCESSED
-    if decision.outcome != o.DUPLICATE_MESSAGE:  # quarantined too: a copy is a duplicate
+    if decision.outcome != outcomes.DUPLICATE_MESSAGE:  # quarantined too: a copy is a duplicate
         inbound.dedupe_key = dedupe_key(parsed.message_id, inbound.raw.sha256)
     inbound.save()
     if position is not None:
         _record_position(position)
     return IngestResult(
-        outcome=decision.outcome,
+        outcome=applied.outcome,
         ticket=ticket.number if ticket is not None else None,
         message_id=parsed.message_id,
         inbound_id=inbound.id,
         detail=inbound.detail,
     )
-
-
-def rate_notice_due(address: str, now: datetime) -> bool:
-    """True when this sender got no rate-limit notice in the past hour (the same
-    sliding hour the limit counts), so a held sender is told once per window."""
-    return notice_due(address, now)
-
-
-def notice_due(key: str, now: datetime) -> bool:
-    """True (and the window started) when no notice under ``key`` went out in the
-    past hour. The rate-limit notice uses the bare address; others a prefixed key."""
-    key = key[:320]
-    stamp = to_storage(now)
-    since = to_storage(now - timedelta(hours=1))
-    if (
-        RateWindowNotice.select()
-        .where((RateWindowNotice.address == key) & (RateWindowNotice.window_start > since))
-        .exists()
-    ):
-        return False
-    RateWindowNotice.create(address=key, window_start=stamp)
-    return True
 
 
 __all__ = [

@@ -112,6 +112,31 @@ PRIORITY_LABELS: dict[str, dict[str, str]] = {
     "pt_BR": {"low": "Baixa", "normal": "Média", "high": "Alta", "urgent": "Urgente"},
     "en": {"low": "Low", "normal": "Normal", "high": "High", "urgent": "Urgent"},
 }
+
+# Why a file was refused, in the mail's language (the web page shows them too).
+REFUSAL_REASONS = {
+    "pt_BR": {
+        "extension_not_allowed": "tipo de arquivo não aceito",
+        "content_mismatch": "o conteúdo não corresponde à extensão do arquivo",
+        "too_large": "arquivo maior que o limite",
+        "empty": "arquivo vazio",
+        "bad_filename": "nome de arquivo inválido",
+    },
+    "en": {
+        "extension_not_allowed": "file type not accepted",
+        "content_mismatch": "the content does not match the file extension",
+        "too_large": "file larger than the limit",
+        "empty": "empty file",
+        "bad_filename": "invalid file name",
+    },
+}
+
+
+def refusal_reason(code: str | None, fallback: str | None, language: str) -> str:
+    """The reason a file was refused, in the mail's language."""
+    return REFUSAL_REASONS.get(language, {}).get(code or "", fallback or "refused")
+
+
 # The person replies above this line; quote stripping cuts everything below it.
 SEPARATOR: dict[str, str] = {
     "pt_BR": "##- Responda acima desta linha -##",

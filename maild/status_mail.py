@@ -34,6 +34,7 @@ from typing import Any
 
 from maild.app import App
 from maild.outbound import MailRequest, queue_mail
+from maild.render import LANGUAGES, STATUS_LABELS
 from maild.storage.models import TICKET_STATUSES, Outbox, Ticket
 from maild.storage.queries import (
     RATING_STARS,
@@ -42,10 +43,10 @@ from maild.storage.queries import (
     rating_links,
 )
 
-__all__ = ["RATING_STARS", "queue_status_change", "rating_links", "should_notify"]
+__all__ = ["RATING_STARS", "queue_status_change", "rating_links", "should_mail"]
 
 
-def should_notify(old_status: str, new_status: str, *, by_customer: bool = False) -> bool:
+def should_mail(old_status: str, new_status: str, *, by_customer: bool = False) -> bool:
     """Whether a change from ``old_status`` to ``new_status`` is mailed to the customer."""
     for status in (old_status, new_status):
         if status not in TICKET_STATUSES:
@@ -76,10 +77,9 @@ def queue_status_change(
     """
     requester, ccs = customer_recipients(ticket)
     by_customer = actor.lower() in {requester.lower(), *(c.lower() for c in ccs)}
-    if not should_notify(old_status, new_status, by_customer=by_customer):
+    if not should_mail(old_status, new_status, by_customer=by_customer):
         return None
     settings = app.settings
-    from maild.render import LANGUAGES
 
     # The customer's language, chosen when the ticket was opened (issue 12).
     language = ticket.language if ticket.language in LANGUAGES else settings.daemon.language
@@ -90,8 +90,6 @@ def queue_status_change(
             "rating_links": rating_links(settings.daemon.base_url, ticket),
         }
     else:
-        from maild.render import STATUS_LABELS
-
         labels = STATUS_LABELS[language]
         template = "status_changed"
         context = {

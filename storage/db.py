@@ -149,3 +149,45 @@ def open_database(url: str, *, migrate: bool = False) -> peewee.Database:
 
 def is_postgres(db: peewee.Database) -> bool:
     return isinstance(db, peewee.PostgresqlDatabase)
+
+
+# ---------------------------------------------------------------------------
+# the dialect seam: every SQLite/PostgreSQL difference callers need, in one place
+# ---------------------------------------------------------------------------
+
+
+def write_transaction(db: peewee.Database) -> Any:
+    """A write transaction: on SQLite it takes the write lock up front (IMMEDIATE),
+    so concurrent writers queue instead of deadlocking; on PostgreSQL a plain one."""
+    return db.atomic() if is_postgres(db) else db.atomic("IMMEDIATE")
+
+
+def for_update(
+    query: peewee.ModelSelect, db: peewee.Database, *, skip_locked: bool = False
+) -> peewee.ModelSelect:
+    """``query`` locking its rows on PostgreSQL (``skip_locked``: rows another
+    transaction holds are left out); SQLite's IMMEDIATE transaction already
+    serializes writers, and it has no row locks."""
+    if not is_postgres(db):
+        return query
+    return query.for_update("FOR UPDATE SKIP LOCKED" if skip_locked else True)
+
+
+def advisory_xact_lock(db: peewee.Database, name: str) -> None:
+    """Hold a named lock until the transaction ends (PostgreSQL); SQLite's
+    IMMEDIATE transactions already serialize, so there is nothing to do there."""
+    if is_postgres(db):
+        db.execute_sql("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (name,))
+
+
+def try_advisory_lock(db: peewee.Database, key: int) -> bool:
+    """Take a session lock if it is free (PostgreSQL); always True on SQLite (one host)."""
+    if not is_postgres(db):
+        return True
+    row = db.execute_sql("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+    return bool(row and row[0])
+
+
+def advisory_unlock(db: peewee.Database, key: int) -> None:
+    if is_postgres(db):
+        db.execute_sql("SELECT pg_advisory_unlock(%s)", (key,))

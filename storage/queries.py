@@ -6,7 +6,7 @@ tests all see one representation of a ticket.
 
 from __future__ import annotations
 
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 import peewee as pw
@@ -16,11 +16,13 @@ from maild.storage.models import (
     Event,
     Inbound,
     Outbox,
+    RateWindowNotice,
     RefusedAttachment,
     ThreadEntry,
     Ticket,
     TicketCC,
     aware,
+    to_storage,
 )
 
 
@@ -218,3 +220,20 @@ def inbound_json(row: Inbound, tz: tzinfo | None = None) -> dict[str, Any]:
         "sha256": row.raw.sha256,
         "received_at": iso(row.received_at, tz),
     }
+
+
+def notice_due(key: str, now: datetime) -> bool:
+    """True (and the window started) when no notice under ``key`` went out in the
+    past hour. The rate-limit notice uses the bare address (the same sliding hour the
+    limit counts, so a held sender is told once per window); others a prefixed key."""
+    key = key[:320]
+    stamp = to_storage(now)
+    since = to_storage(now - timedelta(hours=1))
+    if (
+        RateWindowNotice.select()
+        .where((RateWindowNotice.address == key) & (RateWindowNotice.window_start > since))
+        .exists()
+    ):
+        return False
+    RateWindowNotice.create(address=key, window_start=stamp)
+    return True

@@ -379,7 +379,7 @@ class ImapRunner:
         )
         self._after_commit(client, [(uid, r.outcome) for uid, r in done])
         for _, result in done:
-            self._notify(result)
+            self._report_ingested(result)
         return len(done)
 
     @property
@@ -452,7 +452,7 @@ class ImapRunner:
             self._after_commit(client, sorted(done))
             self._log("info", "imap.swept", count=len(done))
 
-    def _notify(self, result: IngestResult) -> None:
+    def _report_ingested(self, result: IngestResult) -> None:
         if self.on_ingested is None:
             return
         try:

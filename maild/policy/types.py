@@ -22,6 +22,10 @@ TOO_LARGE = "too_large"
 QUARANTINED = "quarantined"
 DUPLICATE_MESSAGE = "duplicate_message"
 UNKNOWN_SENDER_REJECTED = "unknown_sender_rejected"  # SPEC §13
+# Agent mail that applies nothing (SPEC §3, §5): an invalid command, a token naming
+# no ticket, a ticket of a department the agent does not serve. Decided while
+# applying, since only then are the commands checked against the settings.
+AGENT_REFUSED = "agent_refused"
 # Not in SPEC §3's table: a "meus chamados" / "my tickets" request (SPEC §12) opens
 # nothing and is answered with the ticket-list link; none of the others says that.
 TICKET_LIST_REQUESTED = "ticket_list_requested"
@@ -41,6 +45,7 @@ OUTCOMES = (
     QUARANTINED,
     DUPLICATE_MESSAGE,
     UNKNOWN_SENDER_REJECTED,
+    AGENT_REFUSED,
     TICKET_LIST_REQUESTED,
 )
 
@@ -118,7 +123,6 @@ class PolicyContext:
     max_per_hour: int = 20
     allow_same_domain: bool = True
     followup_policy: str = "reject"  # of the matched ticket's department
-    sender_is_ticket_agent: bool = False
     known_customers_only: bool = False  # [access] customers = "known"
     sender_known: bool = True  # in the customer table, or requester/CC of a ticket
 

@@ -4,8 +4,7 @@
 due at a given ``now`` (``maild tick`` and the daemon call the same function);
 ``mail`` renders each step's message into the outbox; ``report`` reads the
 month's figures for ``maild report``.
+
+The package imports none of its modules, so that ``maild.due_times`` may use
+``plan`` without loading the runner: import ``maild.scheduler.runner`` by name.
 """
-
-from maild.scheduler.runner import Action, TickResult, next_due, run_due
-
-__all__ = ["Action", "TickResult", "next_due", "run_due"]

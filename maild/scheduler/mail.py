@@ -7,11 +7,13 @@ from datetime import datetime
 from typing import Any
 
 from maild.app import App
-from maild.business_time import calendar_for, format_due, parse_duration
+from maild.business_time import add_business_time, calendar_for, format_due, parse_duration
 from maild.config import Agent
-from maild.outbound import MailRequest, queue_mail
+from maild.due_times import policy_for, ticket_state
+from maild.outbound import MailRequest, agent_recipients, queue_mail
+from maild.parsers.subject import format_token
 from maild.render import PRIORITY_LABELS, STATUS_LABELS
-from maild.scheduler.plan import Step
+from maild.scheduler.plan import Step, effective_due
 from maild.storage.models import ACTIVE_STATUSES, Outbox, ThreadEntry, Ticket, aware
 from maild.storage.queries import (
     customer_recipients,
@@ -38,8 +40,6 @@ def sla_mail(
 ) -> Outbox | None:
     """A warning (``sla_warning``) or a breach (``sla_escalation``) to the assignee or
     the department's agents; a breach also goes to ``sla.escalate_to``."""
-    from maild.apply import agent_recipients
-
     to = agent_recipients(app.settings, ticket, exclude="")
     if template == "sla_escalation":
         to = tuple(dict.fromkeys((*to, *app.settings.sla.escalate_to)))
@@ -92,8 +92,6 @@ def _customer_mail(
 
 def customer_reminder(app: App, ticket: Ticket, step: Step, now: datetime) -> Outbox | None:
     """'We are waiting for your answer', with the day it will be resolved without one."""
-    from maild.business_time import add_business_time
-
     cal = calendar_for(app.settings)
     resolve_at = add_business_time(cal, now, parse_duration(app.settings.tickets.autoresolve_after))
     return _customer_mail(
@@ -114,9 +112,6 @@ def rating_reminder(app: App, ticket: Ticket, step: Step, now: datetime) -> Outb
 def digest_tickets(app: App, agent: Agent, now: datetime) -> list[dict[str, Any]]:
     """An agent's active tickets (assigned to them, or unassigned in their departments):
     breached first, then in order of arrival, each with its next due time."""
-    from maild.scheduler.plan import effective_due
-    from maild.scheduler.runner import _state, policy_for
-
     policy = policy_for(app)
     language = app.settings.daemon.language
     query = (
@@ -137,7 +132,7 @@ def digest_tickets(app: App, agent: Agent, now: datetime) -> list[dict[str, Any]
             .where((ThreadEntry.ticket == ticket) & (ThreadEntry.kind == "agent"))
             .exists()
         )
-        state = _state(ticket, met)
+        state = ticket_state(ticket, met)
         dues = []
         if not met:
             dues.append(effective_due(policy, state.first_response_due, state, now))
@@ -165,7 +160,6 @@ def digest(app: App, agent: Agent, key: str, now: datetime) -> int:
     items = digest_tickets(app, agent, now)
     if not items:
         return 0
-    from maild.parsers.subject import format_token
 
     prefix = app.settings.tickets.token_prefix
     for item in items:

@@ -22,17 +22,17 @@ import peewee as pw
 import structlog
 
 from maild.app import App
-from maild.business_time import calendar_for, is_business_day
-from maild.config import Settings
+from maild.business_time import calendar_for, due_for, is_business_day, shift_business_time
+from maild.due_times import agent_replied, policy_for, ticket_state
 from maild.scheduler import mail
-from maild.scheduler.plan import ACTIVE, Policy, Step, TicketState, due_steps, plan
-from maild.storage import tickets as store
+from maild.scheduler.plan import ACTIVE, Policy, Step, due_steps, paused_time, plan
+from maild.storage import tickets as ticket_store
+from maild.storage.db import advisory_unlock, for_update, try_advisory_lock, write_transaction
 from maild.storage.models import (
     AddressCooldown,
     AutoMailLog,
     RateWindowNotice,
     SchedulerMark,
-    ThreadEntry,
     Ticket,
     aware,
     to_storage,
@@ -65,46 +65,8 @@ class TickResult:
     next_due: datetime | None = None
 
 
-def policy_for(app: App) -> Policy:
-    return Policy.from_settings(app.settings, calendar_for(app.settings))
-
-
-def _state(ticket: Ticket, met: bool) -> TicketState:
-    pauses = tuple(
-        (
-            datetime.fromisoformat(a).replace(tzinfo=UTC),
-            datetime.fromisoformat(b).replace(tzinfo=UTC),
-        )
-        for a, b in (ticket.sla_pauses or [])
-    )
-    return TicketState(
-        id=ticket.id,
-        status=ticket.status,
-        created_at=aware(ticket.created_at),  # type: ignore[arg-type]
-        first_response_due=aware(ticket.first_response_due),
-        resolution_due=aware(ticket.resolution_due),
-        first_response_met=met,
-        waiting_since=aware(ticket.waiting_since),
-        pauses=pauses,
-        resolved_at=aware(ticket.resolved_at),
-        rated=ticket.rating is not None,
-    )
-
-
 def _candidates() -> pw.ModelSelect:
     return Ticket.select().where(Ticket.status.in_([*ACTIVE, "resolved"])).order_by(Ticket.id)
-
-
-def _agent_replied(ticket_ids: list[int]) -> set[int]:
-    if not ticket_ids:
-        return set()
-    rows = (
-        ThreadEntry.select(ThreadEntry.ticket)
-        .where((ThreadEntry.kind == "agent") & ThreadEntry.ticket.in_(ticket_ids))
-        .distinct()
-        .tuples()
-    )
-    return {r[0] for r in rows}
 
 
 def _marks(ticket_ids: list[int]) -> dict[int, dict[str, datetime]]:
@@ -123,10 +85,10 @@ def _plans(app: App, policy: Policy, now: datetime) -> list[tuple[Ticket, list[S
     for start in range(0, len(tickets), 500):
         chunk = tickets[start : start + 500]
         ids = [t.id for t in chunk]
-        replied = _agent_replied(ids)
+        replied = agent_replied(ids)
         marks = _marks(ids)
         for ticket in chunk:
-            state = _state(ticket, ticket.id in replied)
+            state = ticket_state(ticket, ticket.id in replied)
             out.append((ticket, plan(policy, state, marks.get(ticket.id, {}), now)))
     return out
 
@@ -185,16 +147,14 @@ def _pass(app: App, now: datetime, result: TickResult, *, counted: bool) -> None
 
 def _locked_ticket(db: pw.Database, ticket_id: int) -> Ticket | None:
     query = Ticket.select().where(Ticket.id == ticket_id)
-    if isinstance(db, pw.PostgresqlDatabase):
-        query = query.for_update("FOR UPDATE SKIP LOCKED")
-    return query.first()
+    return for_update(query, db, skip_locked=True).first()
 
 
 def _run_ticket(
     app: App, policy: Policy, ticket_id: int, now: datetime, result: TickResult
 ) -> None:
     db = app.db
-    atomic = db.atomic() if isinstance(db, pw.PostgresqlDatabase) else db.atomic("IMMEDIATE")
+    atomic = write_transaction(db)
     if db.in_transaction():  # a dry run: a savepoint inside the outer transaction
         atomic = db.atomic()
     with atomic:
@@ -203,9 +163,9 @@ def _run_ticket(
             return  # another instance is working on it: the next pass will see
         _settle_pauses(policy, ticket, now)
         _backfill_due_times(app, ticket)
-        met = bool(_agent_replied([ticket.id]))
+        met = bool(agent_replied([ticket.id]))
         done = _marks([ticket.id]).get(ticket.id, {})
-        for step in due_steps(plan(policy, _state(ticket, met), done, now), now):
+        for step in due_steps(plan(policy, ticket_state(ticket, met), done, now), now):
             try:
                 with db.atomic():
                     SchedulerMark.create(
@@ -230,7 +190,6 @@ def _backfill_due_times(app: App, ticket: Ticket) -> None:
     times SPEC §11 defines: creation plus the SLA, in business time."""
     if not _lacks_due_times(ticket):
         return
-    from maild.business_time import due_for
 
     cal = calendar_for(app.settings)
     created = aware(ticket.created_at)
@@ -247,13 +206,10 @@ def _settle_pauses(policy: Policy, ticket: Ticket, now: datetime) -> None:
     due times are plain columns again once it is no longer waiting."""
     if not ticket.sla_pauses:
         return
-    from maild.scheduler.plan import paused_time
 
-    state = _state(ticket, False)
+    state = ticket_state(ticket, False)
     paused = paused_time(policy, state.pauses, None, now)
     if paused:
-        from maild.business_time import shift_business_time
-
         for name in ("first_response_due", "resolution_due"):
             value = aware(getattr(ticket, name))
             if value is not None:
@@ -269,41 +225,41 @@ def _settle_pauses(policy: Policy, ticket: Ticket, now: datetime) -> None:
 
 def _sla_warning(app: App, ticket: Ticket, step: Step, now: datetime) -> str:
     kind = step.job.removesuffix("_warning")
-    store.add_event(ticket, "sla_warning", "system", now, sla=kind, due=_iso(step.due))
+    ticket_store.add_event(ticket, "sla_warning", "system", now, sla=kind, due=_iso(step.due))
     mail.sla_mail(app, ticket, "sla_warning", kind, step, now)
     return f"{kind} due {_desk_time(app, step.due)}"
 
 
 def _sla_breach(app: App, ticket: Ticket, step: Step, now: datetime) -> str:
     kind = step.job.removesuffix("_breach")
-    store.add_event(ticket, "sla_breached", "system", now, sla=kind, due=_iso(step.due))
+    ticket_store.add_event(ticket, "sla_breached", "system", now, sla=kind, due=_iso(step.due))
     mail.sla_mail(app, ticket, "sla_escalation", kind, step, now)
     return f"{kind} was due {_desk_time(app, step.due)}"
 
 
 def _reminder(app: App, ticket: Ticket, step: Step, now: datetime) -> str:
-    store.add_event(ticket, "reminder_sent", "system", now)
+    ticket_store.add_event(ticket, "reminder_sent", "system", now)
     mail.customer_reminder(app, ticket, step, now)
     return "customer reminded"
 
 
 def _autoresolve(app: App, ticket: Ticket, step: Step, now: datetime) -> str:
-    store.set_status(ticket, "resolved", "system", now)
-    store.add_event(ticket, "auto_resolved", "system", now)
-    store.touch(ticket, now)
+    ticket_store.set_status(ticket, "resolved", "system", now)
+    ticket_store.add_event(ticket, "auto_resolved", "system", now)
+    ticket_store.touch(ticket, now)
     mail.autoresolved(app, ticket, step, now)
     return "resolved: no answer from the customer"
 
 
 def _autoclose(app: App, ticket: Ticket, step: Step, now: datetime) -> str:
-    store.set_status(ticket, "closed", "system", now)
-    store.touch(ticket, now)
+    ticket_store.set_status(ticket, "closed", "system", now)
+    ticket_store.touch(ticket, now)
     return "closed"
 
 
 def _rating_reminder(app: App, ticket: Ticket, step: Step, now: datetime) -> str:
     mail.rating_reminder(app, ticket, step, now)
-    store.add_event(ticket, "rating_reminder_sent", "system", now)
+    ticket_store.add_event(ticket, "rating_reminder_sent", "system", now)
     return "rating requested again"
 
 
@@ -417,45 +373,8 @@ def _run_housekeeping(app: App, now: datetime, result: TickResult) -> None:
 
 
 def _try_lock(db: pw.Database) -> bool:
-    if not isinstance(db, pw.PostgresqlDatabase):
-        return True
-    row = db.execute_sql("SELECT pg_try_advisory_lock(%s)", (ADVISORY_LOCK_KEY,)).fetchone()
-    return bool(row and row[0])
+    return try_advisory_lock(db, ADVISORY_LOCK_KEY)
 
 
 def _unlock(db: pw.Database) -> None:
-    if isinstance(db, pw.PostgresqlDatabase):
-        db.execute_sql("SELECT pg_advisory_unlock(%s)", (ADVISORY_LOCK_KEY,))
-
-
-def due_times(app: App, ticket: Ticket, now: datetime) -> tuple[datetime | None, datetime | None]:
-    """(first-response due, resolution due) still ahead of the ticket, moved by its
-    waiting periods; None once met (first agent reply; resolution)."""
-    return due_times_for(app.settings, ticket, now)
-
-
-def due_times_for(
-    settings: Settings, ticket: Ticket, now: datetime
-) -> tuple[datetime | None, datetime | None]:
-    from maild.scheduler.plan import effective_due
-
-    policy = Policy.from_settings(settings, calendar_for(settings))
-    met = bool(_agent_replied([ticket.id]))
-    state = _state(ticket, met)
-    active = ticket.status in ACTIVE
-    first = effective_due(policy, state.first_response_due, state, now)
-    resolution = effective_due(policy, state.resolution_due, state, now)
-    return (first if active and not met else None), (resolution if active else None)
-
-
-def due_summary(app: App, ticket: Ticket, now: datetime) -> dict[str, Any]:
-    """A ticket's SLA due times as listings show them: ``first_response_due`` until
-    the first agent reply, ``resolution_due`` while the ticket is active (ISO 8601
-    in the desk's time zone, moved by waiting periods), and ``overdue``."""
-    first, resolution = due_times(app, ticket, now)
-    tz = calendar_for(app.settings).tz
-    return {
-        "first_response_due": first.astimezone(tz).isoformat() if first else None,
-        "resolution_due": resolution.astimezone(tz).isoformat() if resolution else None,
-        "overdue": any(d is not None and d <= now for d in (first, resolution)),
-    }
+    advisory_unlock(db, ADVISORY_LOCK_KEY)

@@ -18,17 +18,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
-import peewee as pw
-
 from maild.app import App
-from maild.apply import agent_recipients, refusal_reason
 from maild.config import Department
-from maild.outbound import MailRequest, queue_mail
+from maild.due_times import due_times
+from maild.outbound import MailRequest, agent_recipients, queue_mail
 from maild.parsers.subject import format_token
 from maild.pipeline import IngestResult, ingest
-from maild.render import PRIORITY_LABELS, STATUS_LABELS
+from maild.render import LANGUAGES, PRIORITY_LABELS, STATUS_LABELS, refusal_reason
 from maild.status_mail import queue_status_change
-from maild.storage import tickets as store
+from maild.storage import tickets
+from maild.storage.db import for_update, write_transaction
 from maild.storage.models import Attachment, RefusedAttachment, ThreadEntry, Ticket, aware
 from maild.storage.queries import thread
 from maild.web.access import key_matches, parse_number, plausible_key
@@ -118,8 +117,6 @@ class PageView:
 
 
 def ticket_language(app: App, ticket: Ticket) -> str:
-    from maild.render import LANGUAGES
-
     return ticket.language if ticket.language in LANGUAGES else app.settings.daemon.language
 
 
@@ -149,9 +146,7 @@ async def run_db(app: App, fn: Callable[..., T], *args: Any) -> T:
 
 def _write_transaction(app: App) -> Any:
     """A write transaction; on SQLite taken up front so concurrent writers queue."""
-    if isinstance(app.db, pw.SqliteDatabase):
-        return app.db.atomic("IMMEDIATE")
-    return app.db.atomic()
+    return write_transaction(app.db)
 
 
 def find_ticket(number_text: str, key: str, *, lock: bool = False) -> Ticket | None:
@@ -164,8 +159,8 @@ def find_ticket(number_text: str, key: str, *, lock: bool = False) -> Ticket | N
     if number is None or not plausible_key(key):
         return None
     query = Ticket.select().where(Ticket.number == number)
-    if lock and not isinstance(Ticket._meta.database, pw.SqliteDatabase):
-        query = query.for_update()
+    if lock:
+        query = for_update(query, Ticket._meta.database)
     ticket = query.first()
     if not key_matches(key, ticket.access_key if ticket is not None else None):
         return None
@@ -282,8 +277,6 @@ def load_page(app: App, number_text: str, key: str) -> PageView | None:
 
 
 def _due_times(app: App, ticket: Ticket) -> dict[str, datetime | None]:
-    from maild.scheduler.runner import due_times
-
     first, resolution = due_times(app, ticket, app.clock.now())
     return {"first_response_due": first, "resolution_due": resolution}
 
@@ -352,7 +345,7 @@ def post_reply(
     return ReplyOutcome(result, path, refused)
 
 
-def _notify_agents(app: App, ticket: Ticket, event_id: int, event: str, **context: Any) -> None:
+def _mail_agents(app: App, ticket: Ticket, event_id: int, event: str, **context: Any) -> None:
     settings = app.settings
     to = agent_recipients(settings, ticket, ticket.requester)
     if not to:
@@ -401,9 +394,9 @@ def close_ticket(app: App, number_text: str, key: str) -> str | None:
         if ticket.status in DONE_STATUSES:
             return "already_closed"
         old_status = ticket.status
-        store.set_status(ticket, "resolved", ticket.requester, now)
-        store.touch(ticket, now)
-        event = store.add_event(ticket, "closed_by_customer", ticket.requester, now, via=SOURCE)
+        tickets.set_status(ticket, "resolved", ticket.requester, now)
+        tickets.touch(ticket, now)
+        event = tickets.add_event(ticket, "closed_by_customer", ticket.requester, now, via=SOURCE)
         # The requester and CCs get the ``resolved`` mail with the rating links.
         queue_status_change(
             app,
@@ -415,7 +408,7 @@ def close_ticket(app: App, number_text: str, key: str) -> str | None:
             actor=ticket.requester,
         )
         language = app.settings.daemon.language
-        _notify_agents(app, ticket, event.id, "closed", message_text=CLOSED_TEXT[language])
+        _mail_agents(app, ticket, event.id, "closed", message_text=CLOSED_TEXT[language])
     return "closed"
 
 
@@ -443,11 +436,11 @@ def rate_ticket(app: App, number_text: str, key: str, stars_text: str, comment: 
             return "rate_invalid"
         ticket.rating = stars
         ticket.rating_comment = comment or None
-        store.touch(ticket, now)
-        event = store.add_event(
+        tickets.touch(ticket, now)
+        event = tickets.add_event(
             ticket, "rated", ticket.requester, now, rating=stars, comment=comment, via=SOURCE
         )
-        _notify_agents(app, ticket, event.id, "rating", rating=stars, rating_comment=comment)
+        _mail_agents(app, ticket, event.id, "rating", rating=stars, rating_comment=comment)
     return "rated"
 
 

@@ -23,7 +23,7 @@ from aiohttp import web
 from maild.app import App
 from maild.errors import StorageUnavailableError
 from maild.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from maild.render import format_filesize
+from maild.render import LANGUAGES, format_filesize
 from maild.web import data
 from maild.web.access import (
     DOWNLOAD_CSP,
@@ -33,6 +33,7 @@ from maild.web.access import (
     parse_number,
     safe_content_type,
 )
+from maild.web.customer_list import load_list
 from maild.web.reply import MAX_REPLY_CHARS, MAX_REQUEST_BYTES, max_upload_bytes
 
 log = structlog.get_logger("maild.web")
@@ -127,8 +128,6 @@ def make_environment(templates_dir: Any, language: str, tz: ZoneInfo) -> jinja2.
 
 
 def new_state(app: App, templates_dir: Any, secret: bytes | None = None) -> WebState:
-    from maild.render import LANGUAGES
-
     envs = {lang: make_environment(templates_dir, lang, app.tz) for lang in LANGUAGES}
     env = envs.get(app.settings.daemon.language) or make_environment(
         templates_dir, app.settings.daemon.language, app.tz
@@ -198,8 +197,6 @@ async def ticket_page(request: web.Request) -> web.Response:
 
 async def customer_list(request: web.Request) -> web.Response:
     """``GET /c/{key}``: the customer's tickets (SPEC §12); a wrong key is the one 404."""
-    from maild.web.customer_list import load_list
-
     state = _state(request)
     key = request.match_info["key"]
     page = await data.run_db(

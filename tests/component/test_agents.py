@@ -14,7 +14,7 @@ from email.policy import default as default_policy
 from typing import Any
 
 import pytest
-from maild.storage.models import Event, Outbox, ThreadEntry, Ticket
+from maild.storage.models import Event, Inbound, Outbox, ThreadEntry, Ticket
 
 from maild.agents import agent_trust_warning
 from maild.app import App
@@ -316,10 +316,13 @@ def test_invalid_command_applies_nothing_relays_nothing_and_names_the_line(app: 
     number = open_ticket(app)
     before = counts()
     before_outbox = len(outbox())
-    ingest(
+    result = ingest(
         app,
         agent_reply(number, "#status resolved\n#priority altissima\n#assign me\n\nResolvido."),
     )
+
+    assert (result.outcome, result.ticket) == ("agent_refused", number)
+    assert result.detail is not None and result.detail.endswith(": command")
 
     t = ticket(number)
     assert (t.status, t.priority, t.assignee) == ("open", "normal", None)
@@ -349,8 +352,9 @@ def test_invalid_command_applies_nothing_relays_nothing_and_names_the_line(app: 
 )
 def test_each_kind_of_invalid_command_is_refused(app: App, command: str, named: str) -> None:
     number = open_ticket(app)
-    ingest(app, agent_reply(number, f"#priority alta\n{command}\n\nTexto."))
+    result = ingest(app, agent_reply(number, f"#priority alta\n{command}\n\nTexto."))
 
+    assert result.outcome == "agent_refused"
     assert ticket(number).priority == "normal"
     assert outbox("agent_reply", number) == []
     [row] = error_mails()
@@ -381,7 +385,10 @@ def test_token_of_an_unknown_ticket_gets_an_error_and_opens_nothing(app: App) ->
     before = counts()
     result = ingest(app, agent_reply(999999, "#close\n\nFeito."))
 
-    assert result.ticket is None
+    assert (result.outcome, result.ticket) == ("agent_refused", None)
+    assert result.detail is not None and result.detail.endswith(": unknown_ticket")
+    record = Inbound.get_by_id(result.inbound_id)
+    assert (record.outcome, record.ticket_id) == ("agent_refused", None)
     assert counts()["tickets"] == before["tickets"]
     [row] = error_mails()
     text, _ = bodies(row)
@@ -398,8 +405,10 @@ def test_unknown_token_on_a_thread_found_by_references_applies_nothing(app: App)
         subject="Re: [#999999] Não consigo emitir NF-e",
         in_reply_to=notification.message_id,
     )
-    ingest(app, raw)
+    result = ingest(app, raw)
 
+    assert (result.outcome, result.ticket) == ("agent_refused", None)
+    assert result.detail is not None and result.detail.endswith(": unknown_ticket")
     assert ticket(number).status == "open"
     assert outbox("agent_reply", number) == []
     assert "999999" in bodies(error_mails()[0])[0]
@@ -408,13 +417,17 @@ def test_unknown_token_on_a_thread_found_by_references_applies_nothing(app: App)
 def test_agent_outside_the_tickets_department_is_refused(app: App) -> None:
     number = open_ticket(app, to="financeiro@example.com", subject="Boleto errado")
     before = counts()
-    ingest(app, agent_reply(number, "#close\n\nResolvido.", subject=f"Re: [#{number}] Boleto"))
+    refused = ingest(
+        app, agent_reply(number, "#close\n\nResolvido.", subject=f"Re: [#{number}] Boleto")
+    )
 
+    assert (refused.outcome, refused.ticket) == ("agent_refused", number)
+    assert refused.detail is not None and refused.detail.endswith(": department")
     assert ticket(number).status == "open"
     assert outbox("agent_reply", number) == []
     assert counts()["entries"] == before["entries"]
-    [refused] = events(number, "agent_refused")
-    assert refused.actor == ANA
+    [event] = events(number, "agent_refused")
+    assert event.actor == ANA
     [row] = error_mails()
     assert "Financeiro" in bodies(row)[0]
     assert "/t/" not in bodies(row)[0]  # no link to a ticket she has no part in

@@ -13,7 +13,7 @@ from maild.storage.models import Event, Outbox, SchedulerMark, Ticket, aware
 from maild.app import App
 from maild.clock import FrozenClock
 from maild.pipeline import ingest
-from maild.scheduler import next_due, run_due
+from maild.scheduler.runner import next_due, run_due
 from tests.component.conftest import CUSTOMER, bodies, mail
 
 SP = ZoneInfo("America/Sao_Paulo")

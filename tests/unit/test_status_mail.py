@@ -15,7 +15,7 @@ from maild.storage.models import Outbox, Ticket
 from maild.app import App
 from maild.clock import FrozenClock
 from maild.pipeline import ingest
-from maild.status_mail import queue_status_change, rating_links, should_notify
+from maild.status_mail import queue_status_change, rating_links, should_mail
 
 CUSTOMER = "cliente@example.com.br"
 COLLEAGUE = "colega@example.com.br"
@@ -122,13 +122,13 @@ def test_status_changed_names_old_and_new(
         ("open", "resolved", True, True),
     ],
 )
-def test_should_notify(old: str, new: str, by_customer: bool, expected: bool) -> None:
-    assert should_notify(old, new, by_customer=by_customer) is expected
+def test_should_mail(old: str, new: str, by_customer: bool, expected: bool) -> None:
+    assert should_mail(old, new, by_customer=by_customer) is expected
 
 
 def test_unknown_status_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown ticket status 'waiting'"):
-        should_notify("open", "waiting")
+        should_mail("open", "waiting")
 
 
 def test_nothing_queued_for_silent_changes(app: App, ticket: Ticket) -> None:
