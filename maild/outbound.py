@@ -36,7 +36,7 @@ from maild.render import (
 )
 from maild.storage.models import OUTBOX_HELD, Outbox, Ticket, aware
 from maild.storage.outbox import allowed_automatic_recipients, enqueue
-from maild.storage.queries import ticket_link
+from maild.storage.queries import customer_thread_refs, ticket_link
 from maild.storage.tickets import remember_message_id
 
 
@@ -189,6 +189,41 @@ def _encoded(value: str, name: str) -> str | Header:
     for is_ascii, words in itertools.groupby(value.split(" "), key=str.isascii):
         header.append(" ".join(words), "us-ascii" if is_ascii else _UTF8_QP)
     return header
+
+
+def queue_customer_update(
+    settings: Settings,
+    renderer: Renderer,
+    ticket: Ticket,
+    recipients: tuple[str, Sequence[str]],
+    *,
+    idem_key: str,
+    template: str,
+    department: Department,
+    context: dict[str, Any],
+    now: datetime,
+) -> Outbox | None:
+    """An automatic mail about ``ticket`` to its requester and CCs (``recipients``, as
+    ``queries.customer_recipients`` gives them), threaded on what they last got from us
+    and under the per-mail recipient cap."""
+    requester, ccs = recipients
+    in_reply_to, references = customer_thread_refs(ticket)
+    request = MailRequest(
+        idem_key=idem_key,
+        template=template,
+        to=(requester,),
+        cc=tuple(ccs),
+        department=department,
+        subject=ticket.subject,
+        ticket=ticket,
+        context=context,
+        in_reply_to=in_reply_to,
+        references=references,
+        automatic=True,
+        capped=True,
+        recipient_name=ticket.requester_name or "",
+    )
+    return queue_mail(settings, renderer, request, now)
 
 
 def queue_mail(

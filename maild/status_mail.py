@@ -33,13 +33,12 @@ from datetime import datetime
 from typing import Any
 
 from maild.app import App
-from maild.outbound import MailRequest, queue_mail
+from maild.outbound import queue_customer_update
 from maild.render import LANGUAGES, STATUS_LABELS
 from maild.storage.models import TICKET_STATUSES, Outbox, Ticket
 from maild.storage.queries import (
     RATING_STARS,
     customer_recipients,
-    customer_thread_refs,
     rating_links,
 )
 
@@ -96,20 +95,14 @@ def queue_status_change(
             "old_status_label": labels[old_status],
             "new_status_label": labels[new_status],
         }
-    in_reply_to, references = customer_thread_refs(ticket)
-    request = MailRequest(
+    return queue_customer_update(
+        settings,
+        app.renderer,
+        ticket,
+        (requester, ccs),
         idem_key=idem_key,
         template=template,
-        to=(requester,),
-        cc=ccs,
         department=department,
-        subject=ticket.subject,
-        ticket=ticket,
         context=context,
-        in_reply_to=in_reply_to,
-        references=references,
-        automatic=True,
-        capped=True,
-        recipient_name=ticket.requester_name or "",
+        now=now,
     )
-    return queue_mail(settings, app.renderer, request, now)

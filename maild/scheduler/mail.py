@@ -10,14 +10,13 @@ from maild.app import App
 from maild.business_time import add_business_time, calendar_for, format_due, parse_duration
 from maild.config import Agent
 from maild.due_times import policy_for, ticket_state
-from maild.outbound import MailRequest, agent_recipients, queue_mail
+from maild.outbound import MailRequest, agent_recipients, queue_customer_update, queue_mail
 from maild.parsers.subject import format_token
 from maild.render import PRIORITY_LABELS, STATUS_LABELS
 from maild.scheduler.plan import Step, effective_due
 from maild.storage.models import ACTIVE_STATUSES, Outbox, ThreadEntry, Ticket, aware
 from maild.storage.queries import (
     customer_recipients,
-    customer_thread_refs,
     rating_links,
     ticket_link,
 )
@@ -66,27 +65,16 @@ def sla_mail(
 def _customer_mail(
     app: App, ticket: Ticket, template: str, key: str, now: datetime, context: dict[str, Any]
 ) -> Outbox | None:
-    requester, ccs = customer_recipients(ticket)
-    in_reply_to, references = customer_thread_refs(ticket)
-    return queue_mail(
+    return queue_customer_update(
         app.settings,
         app.renderer,
-        MailRequest(
-            idem_key=key,
-            template=template,
-            to=(requester,),
-            cc=ccs,
-            department=_department(app, ticket),
-            subject=ticket.subject,
-            ticket=ticket,
-            context=context,
-            in_reply_to=in_reply_to,
-            references=references,
-            automatic=True,
-            capped=True,
-            recipient_name=ticket.requester_name or "",
-        ),
-        now,
+        ticket,
+        customer_recipients(ticket),
+        idem_key=key,
+        template=template,
+        department=_department(app, ticket),
+        context=context,
+        now=now,
     )
 
 
