@@ -4,11 +4,9 @@ moved; ``kill -9`` in the middle of a backlog loses and duplicates nothing."""
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +16,7 @@ import pytest
 
 from tests.plugins.dovecot import ImapMailbox
 from tests.plugins.smtpsink import SmtpSink
-from tests.shipped_settings import REPO
+from tests.processes import start_maild_run
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -47,15 +45,7 @@ class Run:
         self.db = folder / "var" / "maild.sqlite3"
 
     def start(self) -> None:
-        env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
-        with (self.folder / "daemon.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "maild", "--config", str(self.config), "run"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=REPO,
-            )
+        self.proc = start_maild_run(self.config, self.folder / "daemon.log")
 
     def kill(self, sig: int) -> int:
         assert self.proc is not None

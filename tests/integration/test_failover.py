@@ -9,10 +9,8 @@ server drops with the dead instance's connection (maild.liveness).
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -29,7 +27,7 @@ from maild.daemon import recover_imap_leases, recover_outbox
 from maild.liveness import Liveness
 from maild.sender import MaildirTransport
 from tests.plugins.dovecot import ImapMailbox
-from tests.shipped_settings import REPO
+from tests.processes import start_maild_run
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
@@ -54,15 +52,7 @@ class Instance:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Instance:
-        env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
-        with (self.folder / "daemon.log").open("ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "maild", "--config", str(self.config), "run"],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=env,
-                cwd=REPO,
-            )
+        self.proc = start_maild_run(self.config, self.folder / "daemon.log")
         return self
 
     def events(self, name: str) -> list[dict[str, Any]]:
