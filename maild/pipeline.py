@@ -211,14 +211,7 @@ def ingest(
     declared_size: int | None = None,
 ) -> IngestResult:
     """Store then process one message. Raises only StorageUnavailableError."""
-    inbound = store_inbound(app, raw, source, position, declared_size)
-    if inbound.state != INBOUND_RECEIVED:  # re-fetched IMAP message already handled
-        storage_ok(app)
-        return _result_of(inbound)
-    # Hand the bytes on rather than re-reading them: one copy of a large
-    # message in memory, not two (too_large ones are processed from the headers kept).
-    stored = None if inbound.raw.headers_only else raw
-    return process_inbound(app, inbound, position=position, raw=stored)
+    return ingest_batch(app, [Incoming(raw, source, position, declared_size)])[0]
 
 
 def ingest_batch(app: App, items: Sequence[Incoming]) -> list[IngestResult]:
@@ -240,6 +233,8 @@ def ingest_batch(app: App, items: Sequence[Incoming]) -> list[IngestResult]:
             results[index] = _result_of(inbound)
         else:
             todo.append(index)
+    if len(todo) < len(items):
+        storage_ok(app)  # stored (or found stored) without a fault: any fault is over
     started = app.clock.now()
     alone: list[int] = []
     if len(todo) == 1:
@@ -248,6 +243,8 @@ def ingest_batch(app: App, items: Sequence[Incoming]) -> list[IngestResult]:
         alone = _process_together(app, items, inbounds, todo, results)
     for index in alone:
         item, inbound = items[index], inbounds[index]
+        # Hand the bytes on rather than re-reading them: one copy of a large message in
+        # memory, not two (too_large ones are processed from the headers kept).
         stored = None if inbound.raw.headers_only else item.raw
         results[index] = process_inbound(app, inbound, position=item.position, raw=stored)
     done = [r for r in results if r is not None]
