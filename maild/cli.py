@@ -473,7 +473,7 @@ def cmd_quarantine(
                     empty="quarantine is empty",
                 )
             return EX_OK
-        from maild.pipeline import release
+        from maild.recovery import release
 
         result = release(app, args.id)
         print_json(result.as_json(), out, compact=True)

@@ -32,12 +32,14 @@ from maild.intake.imap import DefaultImapConnector, ImapRunner
 from maild.intake.lmtp import start_listener
 from maild.liveness import Liveness, same_host_owner_alive
 from maild.notify import Notifier, watchdog_interval
-from maild.pipeline import IngestResult, probe_storage, recover, retry_stranded
+from maild.pipeline import IngestResult
+from maild.recovery import recover, retry_stranded
 from maild.render import SHIPPED_TEMPLATES_DIR, Renderer
 from maild.scheduler.runner import next_due, run_due
 from maild.sender import MaildirTransport, OutboxSender, Transport, make_transport
 from maild.storage import outbox as outbox_store
 from maild.storage.models import OUTBOX_PENDING, ImapState, Outbox, OutboxAttempt, aware
+from maild.storage_health import probe_storage
 from maild.wakeup import WakeListener
 from maild.web.app import start_web
 

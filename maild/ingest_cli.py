@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, TextIO
 from maild.app import App
 from maild.config import Settings
 from maild.errors import StorageUnavailableError
-from maild.pipeline import Incoming, IngestResult, dry_run, ingest_batch
+from maild.inbound_store import Incoming
+from maild.pipeline import IngestResult, dry_run, ingest_batch
 from maild.wakeup import poke
 
 if TYPE_CHECKING:

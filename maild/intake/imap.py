@@ -38,6 +38,7 @@ from maild.app import App
 from maild.config import ImapSource
 from maild.errors import StorageUnavailableError, TransientError
 from maild.faults import DATABASE_ERRORS
+from maild.inbound_store import ImapPosition, Incoming
 from maild.metrics import (
     SOURCE_CONNECTED,
     SOURCE_FAILING,
@@ -47,7 +48,7 @@ from maild.metrics import (
     SOURCE_STOPPED,
 )
 from maild.oauth import NeedsAuthorizationError, OAuthTokens
-from maild.pipeline import ImapPosition, Incoming, IngestResult, ingest_batch
+from maild.pipeline import IngestResult, ingest_batch
 from maild.policy.types import QUARANTINED
 from maild.storage.models import INBOUND_RECEIVED, ImapState, Inbound, to_storage
 

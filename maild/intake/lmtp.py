@@ -18,8 +18,9 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from maild.app import App
 from maild.errors import StorageUnavailableError
 from maild.faults import DATABASE_FULL, DISK_FULL
+from maild.inbound_store import Incoming, split_headers
 from maild.parsers.subject import extract_plus_number
-from maild.pipeline import Incoming, IngestResult, ingest_batch, split_headers
+from maild.pipeline import IngestResult, ingest_batch
 
 log = structlog.get_logger("maild.lmtp")
 

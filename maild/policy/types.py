@@ -119,6 +119,9 @@ class PolicyContext:
     ticket: TicketView | None = None  # the thread match, if any
     thread_via: str | None = None  # token | references | plus | footer | subject
     duplicate_of: TicketView | None = None  # active ticket with the same normalized subject
+    # When the match is resolved: the sender's active ticket with the same subject in
+    # its department (opened by an earlier follow-up), if any.
+    successor: TicketView | None = None
     sender_recent_count: int = 0  # messages from this sender in the last hour
     max_per_hour: int = 20
     allow_same_domain: bool = True

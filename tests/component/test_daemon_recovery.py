@@ -58,7 +58,9 @@ def test_a_stopping_sender_sends_nothing_more_and_frees_its_claims(app: App) -> 
 def test_a_message_that_keeps_killing_the_process_is_quarantined(app: App) -> None:
     from maild.storage.models import INBOUND_QUARANTINED, Inbound
 
-    from maild.pipeline import MAX_ATTEMPTS, recover, store_inbound
+    from maild.inbound_store import store_inbound
+    from maild.pipeline import MAX_ATTEMPTS
+    from maild.recovery import recover
     from tests.component.conftest import mail
 
     inbound = store_inbound(app, mail(), "lmtp")
@@ -76,7 +78,8 @@ def test_a_message_that_keeps_killing_the_process_is_quarantined(app: App) -> No
 def test_recovery_counts_an_attempt_and_processes(app: App) -> None:
     from maild.storage.models import Inbound
 
-    from maild.pipeline import recover, store_inbound
+    from maild.inbound_store import store_inbound
+    from maild.recovery import recover
     from tests.component.conftest import mail
 
     inbound = store_inbound(app, mail(), "lmtp")

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from maild.storage.models import Inbound, Ticket
 
-from maild.pipeline import Incoming, ingest_batch
+from maild.inbound_store import Incoming
+from maild.pipeline import ingest_batch
 from maild.policy import types as outcomes
 from tests.component.conftest import counts, mail, outbox
 

@@ -25,8 +25,9 @@ from maild.storage.models import (
     TicketCC,
 )
 
-from maild.pipeline import ingest, release
+from maild.pipeline import ingest
 from maild.policy import types as o
+from maild.recovery import release
 from tests.component.conftest import (
     CUSTOMER,
     bodies,

@@ -23,8 +23,10 @@ from maild.faults import (
     detect_resource_fault,
 )
 from maild.logging import configure_logging
-from maild.pipeline import ingest, probe_storage, retry_stranded
+from maild.pipeline import ingest
 from maild.policy import types as o
+from maild.recovery import retry_stranded
+from maild.storage_health import probe_storage
 from tests.component.conftest import counts, mail
 
 

@@ -21,7 +21,8 @@ from maild.storage.stores import CHUNK_BYTES, BlobMissingError, ContentStore, Da
 
 from maild.app import App
 from maild.cli import run_cli
-from maild.pipeline import ingest, release
+from maild.pipeline import ingest
+from maild.recovery import release
 from maild.web import data
 from tests.shipped_settings import write_settings
 

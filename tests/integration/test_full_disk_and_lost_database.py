@@ -29,8 +29,10 @@ from maild.errors import StorageUnavailableError
 from maild.ingest_cli import EX_TEMPFAIL
 from maild.intake.imap import ImapRunner
 from maild.logging import configure_logging
-from maild.pipeline import ingest, probe_storage, retry_stranded
+from maild.pipeline import ingest
 from maild.policy import types as o
+from maild.recovery import retry_stranded
+from maild.storage_health import probe_storage
 from tests.component.conftest import to_toml
 from tests.conftest import BASE_SETTINGS, IN_CI, PG_URL, _merge
 from tests.integration.test_lmtp import Listener, free_port, lmtp_client, send_data

@@ -124,6 +124,7 @@ contexts = st.builds(
     ticket=st.none() | tickets,
     thread_via=st.sampled_from([None, "token", "references", "plus", "footer", "subject"]),
     duplicate_of=st.none() | tickets,
+    successor=st.none() | tickets,
     sender_recent_count=st.integers(0, 40),
     max_per_hour=st.integers(1, 30),
     allow_same_domain=st.booleans(),

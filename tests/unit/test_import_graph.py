@@ -178,3 +178,46 @@ def test_the_checks_see_a_cycle_and_a_function_level_import() -> None:
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     tree = ast.parse("def f():\n    import socket\n")
     assert [n.names[0].name for n in _import_nodes(tree)] == ["socket"]  # type: ignore[union-attr]
+
+
+# The message's way, top down: nothing below imports what is above it.
+PIPELINE_STAGES = ("maild.intake", "maild.recovery", "maild.pipeline", "maild.context")
+BELOW_THE_PIPELINE = (
+    "maild.policy",
+    "maild.apply",
+    "maild.apply_steps",
+    "maild.agents",
+    "maild.outbound",
+    "maild.storage",
+    "maild.parsers",
+)
+
+
+def _within(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def test_imports_flow_one_way_from_intake_to_storage() -> None:
+    graph = _graph()
+    upward = {
+        (name, target)
+        for name, targets in graph.items()
+        if _within(name, BELOW_THE_PIPELINE)
+        for target in targets
+        if _within(target, PIPELINE_STAGES)
+    }
+    assert upward == set()
+    stages = list(PIPELINE_STAGES)
+    backward = {
+        (name, target)
+        for name, targets in graph.items()
+        for target in targets
+        if _within(name, PIPELINE_STAGES)
+        and _within(target, PIPELINE_STAGES)
+        and _stage(name, stages) > _stage(target, stages)
+    }
+    assert backward == set()
+
+
+def _stage(name: str, stages: list[str]) -> int:
+    return next(i for i, prefix in enumerate(stages) if _within(name, (prefix,)))

@@ -15,7 +15,7 @@ from maild.parsers.types import ParsedMessage
 
 from maild.policy import types as o
 from maild.policy.access import may_post
-from maild.policy.table import RULES, decide
+from maild.policy.table import RULES, THREAD_RULES, decide, thread
 from maild.policy.types import CheckedAttachment, Classified, PolicyContext, TicketView
 
 CUSTOMER = "mariana@padaria.example.com.br"
@@ -44,6 +44,8 @@ def ticket(status: str = "open", requester: str = CUSTOMER, ccs: tuple[str, ...]
         number=592110, status=status, department="suporte", requester=requester, ccs=ccs
     )
 
+
+SUCCESSOR = TicketView(number=600001, status="open", department="suporte", requester=CUSTOMER)
 
 PNG_OK = CheckedAttachment("a.png", "image/png", b"x", accepted=True)
 PNG_BAD = CheckedAttachment("a.png", "image/png", b"MZ", accepted=False, reason="mismatch")
@@ -85,6 +87,12 @@ TABLE = [
     ("duplicate subject", {}, {"duplicate_of": ticket()}, o.DUPLICATE_SUBJECT_REJECTED, "duplicate-subject"),
     ("duplicate, empty subject", {"normalized_subject": ""}, {"duplicate_of": ticket()}, o.CREATED, "create"),
     ("duplicate by an agent", {"is_agent": True}, {"duplicate_of": ticket()}, o.CREATED, "create"),
+    ("resolved, new ticket, its successor", {}, {"ticket": ticket("resolved"), "followup_policy": "new_ticket", "successor": SUCCESSOR}, o.APPENDED, "append"),
+    ("resolved, reject, successor unused", {}, {"ticket": ticket("resolved"), "followup_policy": "reject", "successor": SUCCESSOR}, o.FOLLOWUP_REJECTED, "followup"),
+    ("agent on resolved, successor unused", {"is_agent": True}, {"ticket": ticket("resolved"), "followup_policy": "new_ticket", "successor": SUCCESSOR}, o.APPENDED, "append"),
+    ("stranger by footer on a closed ticket opens new", {"sender": "x@gmail.com"}, {"ticket": ticket("closed"), "thread_via": "footer"}, o.CREATED, "create"),
+    ("stranger by subject, empty, learns nothing", {"sender": "x@gmail.com", "stripped_text": ""}, {"ticket": ticket(), "thread_via": "subject"}, o.EMPTY_REJECTED, "empty"),
+    ("stranger by references, known-only, refused", {"sender": "x@gmail.com"}, {"ticket": ticket(), "thread_via": "references", "known_customers_only": True, "sender_known": False}, o.UNKNOWN_SENDER_REJECTED, "known-customer"),
     ("duplicate, new ticket after resolved", {}, {"ticket": ticket("resolved"), "followup_policy": "new_ticket", "duplicate_of": ticket()}, o.DUPLICATE_SUBJECT_REJECTED, "duplicate-subject"),
 ]  # fmt: skip
 
@@ -108,8 +116,17 @@ def test_decisions_name_the_ticket_they_act_on():
     assert not decide(MSG, replace(CTX, ticket=t)).add_sender_as_cc
 
 
+def test_thread_rules_choose_the_ticket_the_decision_names():
+    resolved = replace(CTX, ticket=ticket("resolved"), followup_policy="new_ticket")
+    assert decide(MSG, replace(resolved, successor=SUCCESSOR)).ticket == SUCCESSOR
+    stranger = replace(MSG, sender="x@gmail.com", stripped_text="")
+    weak = replace(CTX, ticket=ticket(), thread_via="footer")
+    assert decide(stranger, weak).ticket is None  # the notice names no ticket
+    assert thread(stranger, replace(weak, thread_via="token")).ticket == ticket()
+
+
 def test_every_rule_has_a_kebab_case_name_and_create_is_last():
-    names = [rule.name for rule in RULES]
+    names = [rule.name for rule in (*THREAD_RULES, *RULES)]
     assert len(set(names)) == len(names)
     assert all(n == n.lower() and "_" not in n for n in names)
     assert names[-1] == "create"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from maild.policy.access import may_post
+from maild.policy.predicates import starts_new_ticket
 from maild.policy.types import APPENDED, Classified, Decision, PolicyContext
 
 name = "append"
@@ -12,11 +13,11 @@ def check(msg: Classified, ctx: PolicyContext) -> Decision | None:
     ticket = ctx.ticket
     if ticket is None:
         return None
-    if ticket.status == "resolved" and ctx.followup_policy == "new_ticket" and not msg.is_agent:
-        return None
+    if starts_new_ticket(msg, ctx):
+        return None  # the create rule answers
     if msg.is_agent:
         return Decision(APPENDED, name, ticket=ticket)
-    allowed, becomes_cc = may_post(msg.sender, ticket, ctx.allow_same_domain)
-    if not allowed:
-        return None  # weak thread evidence from a stranger: open a new ticket
+    # Whoever may not post was answered before: unauthorized, or (weak evidence)
+    # no ticket at all.
+    _, becomes_cc = may_post(msg.sender, ticket, ctx.allow_same_domain)
     return Decision(APPENDED, name, ticket=ticket, add_sender_as_cc=becomes_cc)

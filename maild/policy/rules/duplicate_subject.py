@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
+from maild.policy.predicates import starts_new_ticket
 from maild.policy.types import DUPLICATE_SUBJECT_REJECTED, Classified, Decision, PolicyContext
 
 name = "duplicate-subject"
 
 
 def check(msg: Classified, ctx: PolicyContext) -> Decision | None:
-    if ctx.ticket is not None and not _starts_new(ctx):
+    opens_ticket = ctx.ticket is None or starts_new_ticket(msg, ctx)
+    if not opens_ticket or msg.is_agent:
         return None
-    if ctx.duplicate_of is not None and msg.normalized_subject and not msg.is_agent:
+    if ctx.duplicate_of is not None and msg.normalized_subject:
         return Decision(DUPLICATE_SUBJECT_REJECTED, name, ticket=ctx.duplicate_of)
     return None
-
-
-def _starts_new(ctx: PolicyContext) -> bool:
-    return (
-        ctx.ticket is not None
-        and ctx.ticket.status == "resolved"
-        and ctx.followup_policy == "new_ticket"
-    )

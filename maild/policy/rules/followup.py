@@ -28,5 +28,5 @@ def check(msg: Classified, ctx: PolicyContext) -> Decision | None:
             return Decision(REOPENED, name, ticket=ticket, add_sender_as_cc=becomes_cc)
         if ctx.followup_policy == "reject":
             return Decision(FOLLOWUP_REJECTED, name, ticket=ticket)
-        # new_ticket: handled by the create rule (the match is dropped there)
+        # new_ticket: a new ticket (predicates.starts_new_ticket; the create rule)
     return None

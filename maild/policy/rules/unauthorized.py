@@ -1,4 +1,6 @@
-"""A token of a ticket the sender has no part in: refused without revealing anything."""
+"""A token of a ticket the sender has no part in: refused without revealing anything.
+
+(A stranger matched by weak evidence only never gets here: see stranger_thread.)"""
 
 from __future__ import annotations
 
@@ -13,9 +15,5 @@ def check(msg: Classified, ctx: PolicyContext) -> Decision | None:
         return None
     allowed, _ = may_post(msg.sender, ctx.ticket, ctx.allow_same_domain)
     if allowed:
-        return None
-    if ctx.thread_via in ("references", "footer", "subject"):
-        # Weak evidence (a forwarded thread, a quoted footer): do not refuse a
-        # stranger, treat the mail as a new opening instead.
         return None
     return Decision(UNAUTHORIZED, name, ticket=ctx.ticket)
