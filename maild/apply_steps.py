@@ -286,7 +286,8 @@ def create_ticket_for(
         entry.author = requester
         entry.author_name = requester_name
         entry.save()
-    requester, ccs = customer_recipients(ticket)
+    # A new ticket's CCs are the ones just added from the message, if it had any.
+    requester, ccs = customer_recipients(ticket) if msg.parsed.cc else (ticket.requester, ())
     ctx.mail(
         idem_key=ctx.idem("ack"),
         template="confirmation",
@@ -345,6 +346,8 @@ def add_customer_ccs(ctx: ApplyContext, ticket: Ticket, addresses: Sequence[str]
     Our own addresses, agents and robots are never added and never count: a
     stranger's ``Cc:`` cannot make the desk write to more than the cap.
     """
+    if not addresses:
+        return []
     own = ctx.settings.own_addresses
     cap = ctx.settings.limits.max_ccs_per_ticket
     count = len(ticket_ccs(ticket))

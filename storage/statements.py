@@ -1,0 +1,71 @@
+"""INSERT statements built once per table and column set, then reused.
+
+peewee builds the SQL text of every query from its node tree, which cost about a
+third of the pipeline's CPU (bench/README.md): a message inserts a dozen rows
+whose statements differ only in their values. ``insert_row`` asks peewee for the
+text the first time a model inserts a given set of columns, checks that it can
+reproduce peewee's parameters itself, and from then on only converts the values
+(``Field.db_value``) and executes the remembered text. Anything unusual (SQL
+expressions as values, an unsaved related row, a parameter mismatch) goes
+peewee's own way.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import peewee as pw
+
+# (model, columns, placeholder, returning) -> (sql, fields in parameter order), or
+# None when peewee's parameters could not be reproduced for that shape.
+_Shape = tuple[type, tuple[str, ...], str, bool]
+_CACHE: dict[_Shape, tuple[str, tuple[pw.Field, ...]] | None] = {}
+_LOCK = threading.Lock()
+
+
+def insert_row(instance: pw.Model) -> bool:
+    """Insert ``instance`` (a new row with an auto-increment key) with a cached
+    statement; False when it must go peewee's way (``save(force_insert=True)``)."""
+    meta = instance._meta
+    if not meta.auto_increment or instance._pk is not None:
+        return False
+    data = {
+        name: value for name, value in instance.__data__.items() if name != meta.primary_key.name
+    }
+    if not data:
+        return False
+    if any(isinstance(value, pw.Node) for value in data.values()):
+        return False
+    if any(getattr(rel, "_pk", 0) is None for rel in instance.__rel__.values()):
+        return False  # a related row not saved yet: peewee saves it first
+    db = meta.database
+    returning = bool(db.returning_clause)
+    shape: _Shape = (type(instance), tuple(sorted(data)), db.param, returning)
+    entry = _CACHE.get(shape, False)
+    if entry is False:
+        entry = _build(instance, data)
+        with _LOCK:
+            _CACHE[shape] = entry
+    if entry is None:
+        return False
+    sql, fields = entry
+    cursor = db.execute_sql(sql, [field.db_value(data[field.name]) for field in fields])
+    instance._pk = cursor.fetchone()[0] if returning else cursor.lastrowid
+    instance._dirty.clear()
+    return True
+
+
+def _build(instance: pw.Model, data: dict[str, Any]) -> tuple[str, tuple[pw.Field, ...]] | None:
+    model = type(instance)
+    sql, params = model.insert(**data).sql()
+    fields = tuple(sorted((model._meta.fields[name] for name in data), key=lambda f: f._sort_key))
+    mine = [field.db_value(data[field.name]) for field in fields]
+    if list(params) != mine:
+        return None
+    return sql, fields
+
+
+def cached_shapes() -> int:
+    """How many statements are remembered (for tests)."""
+    return sum(1 for entry in _CACHE.values() if entry is not None)

@@ -1,0 +1,102 @@
+"""Rows inserted with a remembered statement (storage.statements) are the rows
+peewee itself would insert: same keys, same values, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import peewee as pw
+import pytest
+from maild.storage.models import Event, Inbound, Outbox, RawMessage, Ticket, to_storage
+from maild.storage.statements import cached_shapes, insert_row
+
+pytestmark = pytest.mark.integration
+
+NOW = to_storage(datetime(2026, 11, 24, 13, 0, 0, 123456, tzinfo=UTC))
+
+
+def _ticket(number: int, **fields: object) -> Ticket:
+    return Ticket.create(
+        number=number,
+        subject="Nota fiscal não emite",
+        normalized_subject="nota fiscal nao emite",
+        department="suporte",
+        requester="mariana@padaria.example.com.br",
+        access_key=f"k{number}",
+        created_at=NOW,
+        updated_at=NOW,
+        **fields,
+    )
+
+
+def test_remembered_inserts_match_peewee(db: pw.Database) -> None:
+    first = _ticket(100001)
+    second = _ticket(100002, priority="urgent")  # the same statement, other values
+    assert second.id == first.id + 1
+    assert cached_shapes() >= 1
+    reread = Ticket.get_by_id(second.id)
+    assert (reread.number, reread.priority, reread.status) == (100002, "urgent", "open")
+    assert reread.created_at == NOW
+    assert not second.is_dirty()
+
+    # peewee's own way for the same shape gives the same row, field for field.
+    third = Ticket(
+        number=100003,
+        subject=first.subject,
+        normalized_subject=first.normalized_subject,
+        department="suporte",
+        requester=first.requester,
+        access_key="k100003",
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    third.save(force_insert=True)
+    mine = Ticket.get_by_id(first.id).__data__
+    theirs = Ticket.get_by_id(third.id).__data__
+    differing = {k for k in mine if mine[k] != theirs[k]}
+    assert differing == {"id", "number", "access_key"}
+
+    # JSON, a foreign key given as a row, and a later update of the inserted row.
+    event = Event.create(
+        ticket=second, kind="created", actor="x", data={"a": [1, "ç"]}, created_at=NOW
+    )
+    assert Event.get_by_id(event.id).data == {"a": [1, "ç"]}
+    assert Event.get_by_id(event.id).ticket_id == second.id
+    second.status = "resolved"
+    second.save()
+    assert Ticket.get_by_id(second.id).status == "resolved"
+
+
+def test_what_a_statement_cannot_do_goes_peewees_way(db: pw.Database) -> None:
+    raw = RawMessage(sha256="a" * 64, size=10, created_at=NOW)
+    raw.id = 5000  # a chosen key: not an auto-increment insert
+    assert not insert_row(raw)
+    unsaved = RawMessage(sha256="b" * 64, size=3, created_at=NOW)
+    inbound = Inbound(raw=unsaved, source="ingest", received_at=NOW)
+    assert not insert_row(inbound)  # its raw row is not saved yet
+
+
+def test_a_unique_clash_is_peewees_integrity_error(db: pw.Database) -> None:
+    Outbox.create(
+        idem_key="k",
+        recipients=["a@x.example"],
+        created_at=NOW,
+        next_attempt_at=NOW,
+        template="t",
+        mail_from="s@x.example",
+        message_id="<m@x>",
+        subject="s",
+        raw=b"x",
+    )
+    with pytest.raises(pw.IntegrityError), db.atomic():
+        Outbox.create(
+            idem_key="k",
+            recipients=["a@x.example"],
+            created_at=NOW,
+            next_attempt_at=NOW,
+            template="t",
+            mail_from="s@x.example",
+            message_id="<m2@x>",
+            subject="s",
+            raw=b"x",
+        )
