@@ -286,6 +286,14 @@ def create_ticket_for(
         entry.author = requester
         entry.author_name = requester_name
         entry.save()
+    _confirm(ctx, ticket, sla, left_out)
+    mail_agents(ctx, ticket, "created")
+    return ticket
+
+
+def _confirm(ctx: ApplyContext, ticket: Ticket, sla: dict[str, Any], left_out: list[str]) -> None:
+    """The confirmation of a new ticket, and the notice of the CCs left out."""
+    msg, dept = ctx.msg, ctx.department(ticket.department)
     # A new ticket's CCs are the ones just added from the message, if it had any.
     requester, ccs = customer_recipients(ticket) if msg.parsed.cc else (ticket.requester, ())
     ctx.mail(
@@ -318,8 +326,6 @@ def create_ticket_for(
                 "more": max(0, len(left_out) - MAX_LISTED_LEFT_OUT),
             },
         )
-    mail_agents(ctx, ticket, "created")
-    return ticket
 
 
 def list_link_for(app: App, ticket: Ticket, ccs: tuple[str, ...], now: datetime) -> str:

@@ -231,36 +231,15 @@ def queue_mail(
 ) -> Outbox | None:
     """Render, compose and enqueue ``request``; None when nobody may receive it."""
     language = mail_language(settings, request)
-    renderer = renderer.for_language(language)
-    recipients = tuple(dict.fromkeys(a.lower() for a in (*request.to, *request.cc) if a))
+    recipients, status = _recipients(settings, request, now)
     if not recipients:
         return None
-    status = None
-    if request.automatic and request.capped:
-        # Customer addresses come from mail anyone can write: one automatic mail
-        # never goes to more than the configured number (the To address first).
-        recipients = recipients[: settings.limits.max_recipients_per_automatic_mail]
-        allowed, _suppressed = allowed_automatic_recipients(
-            recipients, now, settings.limits.max_auto_replies_per_recipient_per_hour
-        )
-        if not allowed:
-            status = OUTBOX_HELD  # kept for the record, never sent
-        else:
-            recipients = tuple(allowed)
     ticket = request.ticket
     number = ticket.number if ticket is not None else None
     prefix = settings.tickets.token_prefix
-    context: dict[str, Any] = {
-        "instance": settings.daemon.instance,
-        "language": language,
-        "separator": SEPARATOR[language],
-        "footer_ref": format_footer_ref(number, prefix) if number else "",
-        "recipient_name": request.recipient_name,
-        "ticket": ticket_context(settings, ticket, language, now) if ticket is not None else None,
-        "link_entitled": request.link_entitled and ticket is not None,
-    }
-    context.update(request.context or {})
-    rendered = renderer.render(request.template, context)
+    rendered = renderer.for_language(language).render(
+        request.template, _mail_context(settings, request, language, now)
+    )
     subject = format_subject(number, request.subject, prefix) if number else request.subject
     message_id = new_message_id(settings, number)
     to = tuple(a for a in request.to if a.lower() in recipients)
@@ -299,3 +278,40 @@ def queue_mail(
     if created and ticket is not None:
         remember_message_id(ticket, message_id)
     return row
+
+
+def _recipients(
+    settings: Settings, request: MailRequest, now: datetime
+) -> tuple[tuple[str, ...], str | None]:
+    """(who gets the mail, the row's status when it is kept but never sent)."""
+    recipients = tuple(dict.fromkeys(a.lower() for a in (*request.to, *request.cc) if a))
+    if not recipients or not (request.automatic and request.capped):
+        return recipients, None
+    # Customer addresses come from mail anyone can write: one automatic mail
+    # never goes to more than the configured number (the To address first).
+    recipients = recipients[: settings.limits.max_recipients_per_automatic_mail]
+    allowed, _suppressed = allowed_automatic_recipients(
+        recipients, now, settings.limits.max_auto_replies_per_recipient_per_hour
+    )
+    if not allowed:
+        return recipients, OUTBOX_HELD  # kept for the record, never sent
+    return tuple(allowed), None
+
+
+def _mail_context(
+    settings: Settings, request: MailRequest, language: str, now: datetime
+) -> dict[str, Any]:
+    """What every template may use, then the request's own context."""
+    ticket = request.ticket
+    number = ticket.number if ticket is not None else None
+    context: dict[str, Any] = {
+        "instance": settings.daemon.instance,
+        "language": language,
+        "separator": SEPARATOR[language],
+        "footer_ref": format_footer_ref(number, settings.tickets.token_prefix) if number else "",
+        "recipient_name": request.recipient_name,
+        "ticket": ticket_context(settings, ticket, language, now) if ticket is not None else None,
+        "link_entitled": request.link_entitled and ticket is not None,
+    }
+    context.update(request.context or {})
+    return context
