@@ -9,6 +9,7 @@ from maild.parsers.notes import Notes
 
 
 def part_text(part: Message, notes: Notes) -> str:
+    """The part's text with LF line ends, format=flowed joined; charset problems noted."""
     payload = part.get_payload(decode=True)
     data = payload if isinstance(payload, bytes) else b""
     declared = part.get_content_charset()

@@ -124,5 +124,6 @@ def clean(text: str) -> str:
 
 
 def tidy_text(text: str) -> str:
+    """Text as stored: clean, LF line ends, no leading blank lines or trailing space."""
     text = clean(text).replace("\r\n", "\n").replace("\r", "\n")
     return text.strip("\n").rstrip()

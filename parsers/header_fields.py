@@ -53,6 +53,7 @@ def _loose_addresses(value: str) -> list[tuple[str, str]]:
 
 
 def bare_addresses(raw_headers: dict[str, list[str]], name: str, notes: Notes) -> tuple[str, ...]:
+    """The distinct bare addresses of every ``name`` header, in order."""
     seen: dict[str, None] = {}
     for _, addr in addresses(raw_headers.get(name, []), notes, name):
         seen.setdefault(addr, None)
@@ -60,6 +61,8 @@ def bare_addresses(raw_headers: dict[str, list[str]], name: str, notes: Notes) -
 
 
 def return_path(values: list[str]) -> str | None:
+    """The Return-Path address; "" for the null sender (``<>``) or no usable address;
+    None without the header."""
     if not values:
         return None
     value = values[0].strip()
@@ -70,6 +73,7 @@ def return_path(values: list[str]) -> str | None:
 
 
 def message_ids(values: list[str]) -> tuple[str, ...]:
+    """The distinct Message-IDs in the values, in order, without angle brackets."""
     found: dict[str, None] = {}
     for value in values:
         ids = _ANGLE_ID.findall(value)
@@ -83,6 +87,7 @@ def message_ids(values: list[str]) -> tuple[str, ...]:
 
 
 def first_message_id(values: list[str]) -> str | None:
+    """The first Message-ID of the header, else its whole token; None without one."""
     if not values:
         return None
     ids = message_ids(values)

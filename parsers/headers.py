@@ -41,6 +41,7 @@ def read_headers(
 
 
 def decode_header(value: str, notes: Notes, name: str) -> str:
+    """Decode one header value, noting raw 8-bit bytes and undecodable words under ``name``."""
     text = _unsurrogate(unfold(value), notes, name)
     if "=?" not in text:
         return clean(text).strip()
@@ -101,6 +102,7 @@ def _decode_word(encoding: str, payload: str, charset: str = "") -> bytes | None
 
 
 def unfold(value: str) -> str:
+    """The header value on one line (RFC 5322 unfolding)."""
     return _FOLD.sub("", value) if "\n" in value or "\r" in value else value
 
 
@@ -119,4 +121,5 @@ def _unsurrogate(text: str, notes: Notes, name: str) -> str:
 
 
 def one_line(value: str) -> str:
+    """Whitespace runs collapsed to single spaces, ends trimmed."""
     return " ".join(value.split())

@@ -35,6 +35,8 @@ CLOSED_TEXT = {
 
 @dataclass(frozen=True)
 class ReplyOutcome:
+    """What a reply from the page did, and where the customer goes next."""
+
     result: IngestResult
     path: str  # the page to go back to (a new ticket's page when the reply opened one)
     refused_files: int = 0  # uploaded files the attachment policy refused
@@ -152,6 +154,7 @@ def close_ticket(app: App, number_text: str, key: str) -> str | None:
 
 
 def parse_stars(text: str) -> int | None:
+    """The rating the form names (1-5), or None."""
     number = parse_number(text.strip())
     return number if number in RATING_STARS else None
 
