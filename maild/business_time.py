@@ -22,19 +22,25 @@ Semantics (the contract the pipeline and the mail templates rely on):
   (That close is the same business instant as the following opening; the close
   reads better in a confirmation.)
 * A combined duration (``"1d4h"``) applies the days first, then the hours.
+
+The calendar itself (weekdays, hours, breaks, holidays) is ``maild.business_calendar``;
+its names are re-exported here.
 """
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import holidays as holidays_lib
+from maild.business_calendar import (
+    DAY_NAMES,
+    MAX_DAYS_SEARCHED,
+    BusinessCalendar,
+    calendar_for,
+    first_business_day_from,
+    is_business_day,
+)
 
 __all__ = [
     "DAY_NAMES",
@@ -54,17 +60,9 @@ __all__ = [
     "subtract_business_time",
 ]
 
-# Weekday keys as written in settings.toml, in datetime.weekday() order (0 = Monday).
-DAY_NAMES: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
 LANGUAGES: tuple[str, ...] = ("pt_BR", "en")
 
-# A calendar with at least one business day always has one within a fortnight;
-# the generous bound only guards against a year of holidays in a custom calendar.
-_MAX_DAYS_SEARCHED = 400
-
 _DURATION_RE = re.compile(r"(?:(?P<d>\d+)d)?(?:(?P<h>\d+)h)?(?:(?P<m>\d+)m)?")
-_CLOCK_RE = re.compile(r"(?P<h>\d{1,2}):(?P<m>\d{2})")
 
 
 @dataclass(frozen=True)
@@ -95,146 +93,6 @@ def parse_duration(text: str) -> BusinessDuration:
     return BusinessDuration(days=days, minutes=minutes)
 
 
-@functools.lru_cache(maxsize=64)
-def _holiday_dates(country: str, subdiv: str | None, year: int) -> frozenset[date]:
-    # The holidays package computes a whole year at a time; caching here (rather
-    # than on the calendar) keeps BusinessCalendar frozen and hashable.
-    return frozenset(holidays_lib.country_holidays(country, subdiv=subdiv, years=year).keys())
-
-
-def _parse_clock(value: str, key: str) -> time:
-    match = _CLOCK_RE.fullmatch(value.strip())
-    if match is None or int(match["h"]) > 23 or int(match["m"]) > 59:
-        raise ValueError(f'{key}: invalid time {value!r}, expected "HH:MM" such as "08:30"')
-    return time(int(match["h"]), int(match["m"]))
-
-
-@dataclass(frozen=True)
-class BusinessCalendar:
-    """When the help desk is staffed: weekdays, opening hours, timezone, holidays."""
-
-    days: frozenset[int]  # datetime.weekday() numbers, 0 = Monday
-    open: time
-    close: time
-    tz: ZoneInfo
-    holiday_country: str | None
-    holiday_subdiv: str | None = None
-    breaks: tuple[tuple[time, time], ...] = ()
-
-    @property
-    def windows(self) -> tuple[tuple[time, time], ...]:
-        """The day's staffed wall-clock windows, in order: ``[open, close)`` minus breaks."""
-        out: list[tuple[time, time]] = []
-        start = self.open
-        for b_start, b_end in self.breaks:
-            out.append((start, b_start))
-            start = b_end
-        out.append((start, self.close))
-        return tuple(out)
-
-    def __post_init__(self) -> None:
-        if not self.days:
-            raise ValueError("business_hours.days: at least one business day is required")
-        if not self.days <= frozenset(range(7)):
-            raise ValueError("business_hours.days: weekday numbers must be 0 (Mon) to 6 (Sun)")
-        if self.open >= self.close:
-            raise ValueError("business_hours: open must be earlier than close")
-        if self.open.tzinfo is not None or self.close.tzinfo is not None:
-            raise ValueError("business_hours: open and close are wall-clock times without tz")
-        last = self.open
-        for b_start, b_end in self.breaks:
-            if not last < b_start < b_end < self.close:
-                raise ValueError(
-                    "business_hours.breaks: each break must lie between open and close, "
-                    "in order, without overlapping another"
-                )
-            last = b_end
-        if self.holiday_subdiv is not None and self.holiday_country is None:
-            raise ValueError("business_hours.holidays: a subdivision needs a country")
-        if self.holiday_country is not None:
-            try:
-                holidays_lib.country_holidays(self.holiday_country, subdiv=self.holiday_subdiv)
-            except NotImplementedError as exc:
-                raise ValueError(f"business_hours.holidays: {exc}") from None
-
-    @classmethod
-    def from_settings(
-        cls,
-        days: Sequence[str],
-        open: str,
-        close: str,
-        timezone: str,
-        holidays: str | None,
-        breaks: Sequence[str] = (),
-    ) -> BusinessCalendar:
-        """Build a calendar from the ``[business_hours]`` keys and ``daemon.timezone``.
-
-        ``holidays`` is a country code (``"BR"``), optionally with a subdivision
-        (``"BR-SP"``), or ``""``/``None`` for no holidays. Raises ValueError naming
-        the offending key.
-        """
-        weekdays: set[int] = set()
-        for name in days:
-            key = name.strip().lower()
-            if key not in DAY_NAMES:
-                raise ValueError(
-                    f"business_hours.days: unknown day {name!r}, expected one of "
-                    + ", ".join(DAY_NAMES)
-                )
-            weekdays.add(DAY_NAMES.index(key))
-        try:
-            tz = ZoneInfo(timezone)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"daemon.timezone: unknown timezone {timezone!r}") from None
-        country: str | None = None
-        subdiv: str | None = None
-        if holidays:
-            country, _, rest = holidays.strip().partition("-")
-            country = country.upper()
-            subdiv = rest.upper() or None
-        parsed_breaks: list[tuple[time, time]] = []
-        for item in breaks:
-            first, sep, second = item.partition("-")
-            if not sep:
-                raise ValueError(f'business_hours.breaks: {item!r} is not "HH:MM-HH:MM"')
-            parsed_breaks.append(
-                (
-                    _parse_clock(first, "business_hours.breaks"),
-                    _parse_clock(second, "business_hours.breaks"),
-                )
-            )
-        return cls(
-            breaks=tuple(sorted(parsed_breaks)),
-            days=frozenset(weekdays),
-            open=_parse_clock(open, "business_hours.open"),
-            close=_parse_clock(close, "business_hours.close"),
-            tz=tz,
-            holiday_country=country,
-            holiday_subdiv=subdiv,
-        )
-
-
-@functools.lru_cache(maxsize=8)
-def _cached_calendar(
-    days: tuple[str, ...],
-    open_: str,
-    close: str,
-    timezone: str,
-    holidays: str,
-    breaks: tuple[str, ...],
-) -> BusinessCalendar:
-    return BusinessCalendar.from_settings(days, open_, close, timezone, holidays or None, breaks)
-
-
-def calendar_for(settings: Any) -> BusinessCalendar:
-    """The calendar of a ``Settings`` (``[business_hours]`` and ``daemon.timezone``),
-    built once per distinct configuration: building one loads holiday tables."""
-    bh = settings.business_hours
-    return _cached_calendar(
-        tuple(bh.days), bh.open, bh.close, settings.daemon.timezone, bh.holidays, tuple(bh.breaks)
-    )
-
-
 def _require_aware(at: datetime) -> None:
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError("business time needs a timezone-aware datetime")
@@ -244,15 +102,6 @@ def _local(tz: tzinfo, day: date, wall: time) -> datetime:
     # Round-trip through UTC so that a wall time inside a DST gap is normalized
     # to the instant clocks actually show after the switch.
     return datetime.combine(day, wall, tzinfo=tz).astimezone(UTC).astimezone(tz)
-
-
-def is_business_day(cal: BusinessCalendar, day: date) -> bool:
-    """Whether ``day`` is a configured weekday and not a public holiday."""
-    if day.weekday() not in cal.days:
-        return False
-    if cal.holiday_country is None:
-        return True
-    return day not in _holiday_dates(cal.holiday_country, cal.holiday_subdiv, day.year)
 
 
 def is_open(cal: BusinessCalendar, at: datetime) -> bool:
@@ -274,16 +123,6 @@ def _window_end(cal: BusinessCalendar, local: datetime) -> datetime:
     raise ValueError("not inside business hours")  # pragma: no cover - callers check
 
 
-def _business_days_from(cal: BusinessCalendar, first: date) -> date:
-    """The first business day on or after ``first``."""
-    day = first
-    for _ in range(_MAX_DAYS_SEARCHED):
-        if is_business_day(cal, day):
-            return day
-        day += timedelta(days=1)
-    raise ValueError(f"no business day within {_MAX_DAYS_SEARCHED} days of {first}")
-
-
 def next_opening(cal: BusinessCalendar, at: datetime) -> datetime:
     """The earliest instant at or after ``at`` when the desk is open.
 
@@ -298,7 +137,7 @@ def next_opening(cal: BusinessCalendar, at: datetime) -> datetime:
         for start, _end in cal.windows:
             if local.time() < start:
                 return _local(cal.tz, day, start)
-    day = _business_days_from(cal, day + timedelta(days=1))
+    day = first_business_day_from(cal, day + timedelta(days=1))
     return _local(cal.tz, day, cal.open)
 
 
@@ -306,11 +145,11 @@ def _add_days(cal: BusinessCalendar, start: datetime, days: int) -> datetime:
     if is_open(cal, start):
         day = start.date()
         for _ in range(days):
-            day = _business_days_from(cal, day + timedelta(days=1))
+            day = first_business_day_from(cal, day + timedelta(days=1))
         return _local(cal.tz, day, start.time())
     day = next_opening(cal, start).date()
     for _ in range(days - 1):
-        day = _business_days_from(cal, day + timedelta(days=1))
+        day = first_business_day_from(cal, day + timedelta(days=1))
     return _local(cal.tz, day, cal.close)
 
 
@@ -354,7 +193,7 @@ def subtract_business_time(cal: BusinessCalendar, end: datetime, delta: timedelt
     remaining = delta
     cursor = end.astimezone(cal.tz)
     day = cursor.date()
-    for _ in range(_MAX_DAYS_SEARCHED):
+    for _ in range(MAX_DAYS_SEARCHED):
         if is_business_day(cal, day):
             for w_start, w_end in reversed(cal.windows):
                 lo = _local(cal.tz, day, w_start)
@@ -367,7 +206,7 @@ def subtract_business_time(cal: BusinessCalendar, end: datetime, delta: timedelt
                 remaining -= available
                 cursor = lo
         day -= timedelta(days=1)
-    raise ValueError(f"no business time within {_MAX_DAYS_SEARCHED} days before {end}")
+    raise ValueError(f"no business time within {MAX_DAYS_SEARCHED} days before {end}")
 
 
 def business_time_between(cal: BusinessCalendar, start: datetime, end: datetime) -> timedelta:

@@ -138,23 +138,46 @@ def check_attachment(
     if not name or "." not in name:
         # Inline images and scanner output often come without a (usable) name:
         # name them after what the bytes are.
-        if sniffed is None and not name:
-            return _refused(
-                name,
-                "application/octet-stream",
-                REASON_BAD_FILENAME,
-                "the file has no usable name and its type could not be recognised",
-            )
         if sniffed is None:
-            return _refused(
-                name,
-                "application/octet-stream",
-                REASON_EXTENSION_NOT_ALLOWED,
-                "files without an extension are not accepted",
-            )
+            return _unusable_name(name)
         stem = name or ("image" if sniffed[1].startswith("image/") else "attachment")
         name = f"{stem}.{sniffed[0]}"
     declared_type = guess_content_type(name)
+    refusal = _refusal(name, declared_type, len(payload), sniffed, allowed_extensions, max_bytes)
+    if refusal is not None:
+        return refusal
+    content_type = sniffed[1] if sniffed else declared_type
+    return AttachmentCheck(
+        accepted=True, filename=name, content_type=content_type, reason=None, reason_code=None
+    )
+
+
+def _unusable_name(name: str) -> AttachmentCheck:
+    """The refusal of a file without an extension whose bytes say nothing of its type."""
+    if not name:
+        return _refused(
+            name,
+            "application/octet-stream",
+            REASON_BAD_FILENAME,
+            "the file has no usable name and its type could not be recognised",
+        )
+    return _refused(
+        name,
+        "application/octet-stream",
+        REASON_EXTENSION_NOT_ALLOWED,
+        "files without an extension are not accepted",
+    )
+
+
+def _refusal(
+    name: str,
+    declared_type: str,
+    size: int,
+    sniffed: tuple[str, str] | None,
+    allowed_extensions: Collection[str],
+    max_bytes: int,
+) -> AttachmentCheck | None:
+    """Why a named file is refused, in the order the checks are made; None if it is not."""
     parts = name.lower().split(".")
     ext = parts[-1]
     if len(parts) > 2 and ext in _EXECUTABLE_EXTENSIONS:
@@ -164,35 +187,28 @@ def check_attachment(
             REASON_BAD_FILENAME,
             f"the name hides a program behind a double extension (.{parts[-2]}.{ext})",
         )
-    allowed = _expand(allowed_extensions)
-    if ext not in allowed:
+    if ext not in _expand(allowed_extensions):
         return _refused(
             name, declared_type, REASON_EXTENSION_NOT_ALLOWED, f".{ext} files are not accepted"
         )
-    if len(payload) > max_bytes:
+    if size > max_bytes:
         return _refused(
             name,
             declared_type,
             REASON_TOO_LARGE,
             f"the file is larger than the limit of {_human_size(max_bytes)}",
         )
-    if not _content_matches(ext, sniffed):
-        if sniffed is None:
-            return _refused(
-                name,
-                declared_type,
-                REASON_CONTENT_MISMATCH,
-                f"the content is not a real .{ext} file",
-            )
+    if _content_matches(ext, sniffed):
+        return None
+    if sniffed is None:
         return _refused(
-            name,
-            sniffed[1],
-            REASON_CONTENT_MISMATCH,
-            f"the content is a .{sniffed[0]} file, not a .{ext} file",
+            name, declared_type, REASON_CONTENT_MISMATCH, f"the content is not a real .{ext} file"
         )
-    content_type = sniffed[1] if sniffed else declared_type
-    return AttachmentCheck(
-        accepted=True, filename=name, content_type=content_type, reason=None, reason_code=None
+    return _refused(
+        name,
+        sniffed[1],
+        REASON_CONTENT_MISMATCH,
+        f"the content is a .{sniffed[0]} file, not a .{ext} file",
     )
 
 

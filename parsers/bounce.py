@@ -35,7 +35,8 @@ from email.message import Message
 from email.parser import HeaderParser
 from email.utils import getaddresses, parseaddr
 
-from maild.parsers.message import decode_header_value, decode_text
+from maild.parsers.charset import decode_text
+from maild.parsers.headers import decode_header_value
 from maild.parsers.subject import has_reply_prefix
 
 

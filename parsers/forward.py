@@ -45,7 +45,8 @@ from dataclasses import dataclass
 from email.message import Message
 from email.policy import compat32
 
-from maild.parsers.message import decode_header_value, parse_message
+from maild.parsers.headers import decode_header_value
+from maild.parsers.message import parse_message
 from maild.parsers.quoted_headers import QUOTED_HEADER_FIELDS
 from maild.parsers.strip import strip_reply
 from maild.parsers.types import ParsedMessage

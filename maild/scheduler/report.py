@@ -68,23 +68,7 @@ def build_report(app: App, month: Month, department: str | None = None) -> dict[
     lo, hi = to_storage(start), to_storage(end)
     opened = list(Ticket.select().where((Ticket.created_at >= lo) & (Ticket.created_at < hi)))
     resolved = list(Ticket.select().where((Ticket.resolved_at >= lo) & (Ticket.resolved_at < hi)))
-    ids = [t.id for t in opened]
-    first_reply: dict[int, datetime] = {}
-    breached: set[int] = set()
-    if ids:
-        rows = (
-            ThreadEntry.select(ThreadEntry.ticket, pw.fn.MIN(ThreadEntry.created_at))
-            .where((ThreadEntry.kind == "agent") & ThreadEntry.ticket.in_(ids))
-            .group_by(ThreadEntry.ticket)
-            .tuples()
-        )
-        first_reply = {tid: aware(at) for tid, at in rows}  # type: ignore[misc]
-        breached = {
-            tid
-            for (tid,) in Event.select(Event.ticket)
-            .where((Event.kind == "sla_breached") & Event.ticket.in_(ids))
-            .tuples()
-        }
+    first_reply, breached = _first_replies_and_breaches([t.id for t in opened])
     keys = [d.key for d in app.settings.departments]
     keys += sorted({t.department for t in (*opened, *resolved)} - set(keys))
     if department is not None:
@@ -92,39 +76,70 @@ def build_report(app: App, month: Month, department: str | None = None) -> dict[
     out = []
     for key in keys:
         dept = app.settings.department(key)
-        d_opened = [t for t in opened if t.department == key]
-        d_resolved = [t for t in resolved if t.department == key]
-        first = [
-            business_time_between(cal, aware(t.created_at), first_reply[t.id])  # type: ignore[arg-type]
-            for t in d_opened
-            if t.id in first_reply
-        ]
-        resolution = [
-            business_time_between(cal, aware(t.created_at), aware(t.resolved_at))  # type: ignore[arg-type]
-            for t in d_resolved
-        ]
-        ratings = [t.rating for t in d_resolved if t.rating is not None]
-        compliant = sum(1 for t in d_opened if t.id not in breached)
-        out.append(
-            {
-                "department": key,
-                "name": dept.name if dept else key,
-                "opened": len(d_opened),
-                "resolved": len(d_resolved),
-                "first_response_hours": _hours(first),
-                "resolution_hours": _hours(resolution),
-                "sla_breached": len(d_opened) - compliant,
-                "sla_compliance_percent": round(100 * compliant / len(d_opened), 1)
-                if d_opened
-                else None,
-                "ratings": {
-                    "count": len(ratings),
-                    "mean": round(statistics.fmean(ratings), 2) if ratings else None,
-                    "distribution": {str(n): ratings.count(n) for n in range(1, 6)},
-                },
-            }
+        figures = _department_figures(
+            cal,
+            [t for t in opened if t.department == key],
+            [t for t in resolved if t.department == key],
+            first_reply,
+            breached,
         )
+        out.append({"department": key, "name": dept.name if dept else key} | figures)
     return {"month": month.label, "timezone": app.settings.daemon.timezone, "departments": out}
+
+
+def _first_replies_and_breaches(ids: list[int]) -> tuple[dict[int, datetime], set[int]]:
+    """Of the tickets ``ids``: when each was first answered by an agent, and which
+    have breached an SLA."""
+    if not ids:
+        return {}, set()
+    rows = (
+        ThreadEntry.select(ThreadEntry.ticket, pw.fn.MIN(ThreadEntry.created_at))
+        .where((ThreadEntry.kind == "agent") & ThreadEntry.ticket.in_(ids))
+        .group_by(ThreadEntry.ticket)
+        .tuples()
+    )
+    first_reply = {tid: aware(at) for tid, at in rows}  # type: ignore[misc]
+    breached = {
+        tid
+        for (tid,) in Event.select(Event.ticket)
+        .where((Event.kind == "sla_breached") & Event.ticket.in_(ids))
+        .tuples()
+    }
+    return first_reply, breached
+
+
+def _department_figures(
+    cal: BusinessCalendar,
+    opened: list[Ticket],
+    resolved: list[Ticket],
+    first_reply: dict[int, datetime],
+    breached: set[int],
+) -> dict[str, Any]:
+    """The figures of one department's tickets opened and resolved in the month."""
+    first = [
+        business_time_between(cal, aware(t.created_at), first_reply[t.id])  # type: ignore[arg-type]
+        for t in opened
+        if t.id in first_reply
+    ]
+    resolution = [
+        business_time_between(cal, aware(t.created_at), aware(t.resolved_at))  # type: ignore[arg-type]
+        for t in resolved
+    ]
+    ratings = [t.rating for t in resolved if t.rating is not None]
+    compliant = sum(1 for t in opened if t.id not in breached)
+    return {
+        "opened": len(opened),
+        "resolved": len(resolved),
+        "first_response_hours": _hours(first),
+        "resolution_hours": _hours(resolution),
+        "sla_breached": len(opened) - compliant,
+        "sla_compliance_percent": round(100 * compliant / len(opened), 1) if opened else None,
+        "ratings": {
+            "count": len(ratings),
+            "mean": round(statistics.fmean(ratings), 2) if ratings else None,
+            "distribution": {str(n): ratings.count(n) for n in range(1, 6)},
+        },
+    }
 
 
 def report_rows(report: dict[str, Any]) -> list[dict[str, Any]]:

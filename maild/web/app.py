@@ -15,7 +15,7 @@ from pathlib import Path
 from aiohttp import web
 
 from maild.app import App
-from maild.web import views
+from maild.web import health, views
 from maild.web.access import NO_STORE, SECURITY_HEADERS, SERVER_NAME
 from maild.web.reply import max_upload_bytes
 
@@ -72,8 +72,8 @@ def create_web_app(app: App, *, secret: bytes | None = None) -> web.Application:
     web_app.on_response_prepare.append(_security_headers)
     web_app.add_routes(
         [
-            web.get("/healthz", views.healthz),
-            web.get("/metrics", views.metrics),
+            web.get("/healthz", health.healthz),
+            web.get("/metrics", health.metrics),
             web.get(f"{STATIC_PREFIX}{STYLESHEET}", _static_handler(STYLESHEET, "text/css")),
             web.get(f"{STATIC_PREFIX}{FAVICON}", _static_handler(FAVICON, "image/svg+xml")),
             web.get("/t/{number}/{key}", views.ticket_page),

@@ -1,14 +1,15 @@
 """aiohttp handlers of the quick-access pages: thin glue between requests and ``data``.
 
 Each handler checks what the request carries, runs one unit of work from
-``maild.web.data`` in a worker thread and renders or redirects. A wrong number
-and a wrong key give the very same 404 response; POSTs need the page's form
-token and a same-site request, else 403; GET never changes anything.
+``maild.web.data`` (reading) or ``maild.web.actions`` (changing a ticket) in a
+worker thread and renders or redirects. A wrong number and a wrong key give the
+very same 404 response; POSTs need the page's form token and a same-site
+request, else 403; GET never changes anything. ``/healthz`` and ``/metrics``
+are in ``maild.web.health``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,9 +23,8 @@ from aiohttp import web
 
 from maild.app import App
 from maild.errors import StorageUnavailableError
-from maild.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from maild.render import LANGUAGES, format_filesize
-from maild.web import data
+from maild.web import actions, data
 from maild.web.access import (
     DOWNLOAD_CSP,
     FormTokens,
@@ -38,7 +38,6 @@ from maild.web.reply import MAX_REPLY_CHARS, MAX_REQUEST_BYTES, max_upload_bytes
 
 log = structlog.get_logger("maild.web")
 
-HEALTH_TIMEOUT_SECONDS = 5.0
 # Outcomes and action results the page explains after a redirect (``?m=``).
 FLASH_CODES = frozenset(
     {
@@ -177,7 +176,7 @@ async def ticket_page(request: web.Request) -> web.Response:
         return not_found(state)
     flash = request.query.get("m", "")
     flash = flash if flash in FLASH_CODES else ""
-    preselect = data.parse_stars(request.query.get("rate", "")) or page.rating
+    preselect = actions.parse_stars(request.query.get("rate", "")) or page.rating
     return _html(
         state,
         "ticket.html.j2",
@@ -188,7 +187,7 @@ async def ticket_page(request: web.Request) -> web.Response:
         flash_is_error=flash in FLASH_ERRORS,
         preselect=preselect,
         max_reply=MAX_REPLY_CHARS,
-        max_comment=data.MAX_RATING_COMMENT,
+        max_comment=actions.MAX_RATING_COMMENT,
         allowed_extensions=state.app.settings.attachments.allowed_extensions,
         max_file=state.app.settings.attachments.max_bytes,
         max_upload=max_upload_bytes(state.app.settings.attachments.max_message_bytes),
@@ -285,7 +284,7 @@ async def reply(request: web.Request) -> web.StreamResponse:
     if len(text) > MAX_REPLY_CHARS:
         raise _redirect(back, "reply_too_long")
     try:
-        outcome = await data.run_db(state.app, data.post_reply, number, key, text, files)
+        outcome = await data.run_db(state.app, actions.post_reply, number, key, text, files)
         state.app.outbox_changed()
     except StorageUnavailableError as exc:
         log.error("web.reply_failed", ticket=parse_number(number), error=str(exc))
@@ -306,7 +305,7 @@ async def close(request: web.Request) -> web.StreamResponse:
         return checked
     state, _fields = checked
     number, key = request.match_info["number"], request.match_info["key"]
-    code = await data.run_db(state.app, data.close_ticket, number, key)
+    code = await data.run_db(state.app, actions.close_ticket, number, key)
     state.app.outbox_changed()
     if code is None:
         return not_found(state)
@@ -322,7 +321,7 @@ async def rate(request: web.Request) -> web.StreamResponse:
     number, key = request.match_info["number"], request.match_info["key"]
     code = await data.run_db(
         state.app,
-        data.rate_ticket,
+        actions.rate_ticket,
         number,
         key,
         fields.get("stars", ""),
@@ -347,61 +346,4 @@ async def download(request: web.Request) -> web.Response:
     response.headers["Content-Type"] = safe_content_type(found.content_type)
     response.headers["Content-Disposition"] = content_disposition(found.filename)
     response.headers["Content-Security-Policy"] = DOWNLOAD_CSP
-    return response
-
-
-async def healthz(request: web.Request) -> web.Response:
-    """Liveness for load balancers and systemd: 200 while the database answers (with
-    ``"status": "degraded"`` when an IMAP source is failing or needs authorization,
-    which a restart would not cure), 503 when the database does not. The body says
-    why, per source; see docs/operations.md."""
-    state = _state(request)
-    sources = {
-        name: {"state": s.state, **({"detail": s.detail} if s.detail else {})}
-        for name, s in sorted(state.app.metrics.sources().items())
-    }
-    try:
-        await asyncio.wait_for(data.run_db(state.app, data.ping), HEALTH_TIMEOUT_SECONDS)
-    except Exception as exc:  # any failure at all means "not healthy"; say so, never crash
-        log.warning("web.health_failed", error=f"{type(exc).__name__}: {exc}")
-        body = {
-            "status": "unavailable",
-            "database": f"{type(exc).__name__}",
-            "sources": sources,
-            "reason": "database_unavailable",
-            "target": "database",
-            "error": f"{type(exc).__name__}: {exc}"[:300],
-        }
-        return web.json_response(body, status=503)
-    fault = state.app.metrics.storage.current()
-    if fault is not None:
-        # The database answers reads, but the last message could not be stored
-        # (a full disk, a lost connection): mail is being answered 451 right now.
-        body = {
-            "status": "unavailable",
-            "database": "ok",
-            "sources": sources,
-            "reason": fault.fault.reason,
-            "target": fault.fault.target,
-            "error": fault.fault.error,
-            "since": fault.since.isoformat(),
-        }
-        return web.json_response(body, status=503)
-    degraded = state.app.metrics.unhealthy_sources()
-    body = {"status": "degraded" if degraded else "ok", "database": "ok", "sources": sources}
-    return web.json_response(body)
-
-
-async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text format (SPEC §10); the database figures are read off the loop."""
-    state = _state(request)
-    try:
-        body = await asyncio.wait_for(
-            data.run_db(state.app, lambda app: app.metrics.exposition()), HEALTH_TIMEOUT_SECONDS
-        )
-    except Exception as exc:
-        log.warning("web.metrics_failed", error=f"{type(exc).__name__}: {exc}")
-        return web.Response(status=503, text="database unavailable\n")
-    response = web.Response(body=body)
-    response.headers["Content-Type"] = METRICS_CONTENT_TYPE
     return response

@@ -368,7 +368,7 @@ def test_tickets_list_overdue_and_due_times(
 def test_report_for_a_month(app: App, clock: FrozenClock, write_config, cli) -> None:
     import json
 
-    from maild.web.data import rate_ticket
+    from maild.web.actions import rate_ticket
 
     a = open_ticket(app, clock, 2026, 11, 23, 9, 0, subject="Um")
     agent_reply(app, clock, a, 2026, 11, 23, 10, 0)  # 1h

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from maild.parsers.headers import decode_header_value
 from maild.parsers.html import html_to_text
-from maild.parsers.message import decode_header_value, parse_message
+from maild.parsers.message import parse_message
 from maild.parsers.types import ParsedMessage
 
 MAIL = Path(__file__).resolve().parents[2] / "fixtures" / "mail"
