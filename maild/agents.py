@@ -29,15 +29,16 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import unicodedata
 from typing import Any
 
 from maild.apply_steps import Applied, ApplyContext, create_ticket_for, list_link_for, save_entry
 from maild.config import Agent, Settings
-from maild.parsers.commands import VALID_FORMS, Command, parse_commands
+from maild.parsers.commands import VALID_FORMS
 from maild.parsers.forward import Forward, extract_forward
 from maild.parsers.subject import format_token, normalize_subject
 from maild.policy import types as outcomes
+from maild.policy.commands import Change, Problem
+from maild.policy.rules.agent_refused import COMMAND, DEPARTMENT, UNKNOWN_TICKET
 from maild.status_mail import queue_status_change
 from maild.storage import tickets
 from maild.storage.models import Event, Ticket
@@ -47,9 +48,9 @@ TEMPLATE_ERROR = "notice_agent_error"
 EML_SUFFIX = ".eml"
 
 # Kinds of error mail, passed to the template as ``error_kind``.
-ERROR_COMMAND = "command"
-ERROR_UNKNOWN_TICKET = "unknown_ticket"
-ERROR_DEPARTMENT = "department"
+ERROR_COMMAND = COMMAND
+ERROR_UNKNOWN_TICKET = UNKNOWN_TICKET
+ERROR_DEPARTMENT = DEPARTMENT
 
 _HELP_SUFFIX = "; valid commands:"
 
@@ -108,12 +109,9 @@ def apply_agent_opening(ctx: ApplyContext) -> Ticket | Applied:
     """An agent wrote to a department address without a ticket reference.
 
     A forward opens the ticket for the forwarded message's sender; anything
-    else opens it for the agent. A token naming no ticket opens nothing.
+    else opens it for the agent. (A token naming no ticket was refused by the
+    policy: see ``refuse``.)
     """
-    token = ctx.msg.token_number
-    if token is not None and not Ticket.select().where(Ticket.number == token).exists():
-        _refuse_unknown_ticket(ctx, token)
-        return _refused(None, ERROR_UNKNOWN_TICKET)
     forward = _usable_forward(ctx)
     if forward is None:
         return create_ticket_for(ctx, requester=ctx.msg.sender, requester_name=ctx.msg.sender_name)
@@ -166,54 +164,25 @@ def _open_for_forwarded_sender(ctx: ApplyContext, forward: Forward) -> Ticket:
 # ---------------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
-class _Change:
-    kind: str  # status | priority | assign | department
-    value: str | None
-
-
-def apply_agent_message(ctx: ApplyContext, ticket: Ticket) -> Ticket | Applied:
-    """An agent's mail on ``ticket``: apply its commands, append it, relay it."""
-    token = ctx.msg.token_number
-    if token is not None and token != ticket.number:
-        # Threading found the ticket by other means, so the token names no ticket.
-        _refuse_unknown_ticket(ctx, token)
-        return _refused(None, ERROR_UNKNOWN_TICKET)
+def apply_agent_message(ctx: ApplyContext, ticket: Ticket) -> Ticket:
+    """An agent's mail on ``ticket``: apply its commands, append it, relay it.
+    (Mail that may apply nothing was refused by the policy: see ``refuse``.)"""
+    checked = ctx.msg.commands
+    assert checked is not None and not checked.problems
     agent = ctx.settings.agent(ctx.msg.sender)
-    if not _may_act_on(agent, ctx.msg.sender, ticket):
-        _refuse_department(ctx, ticket)
-        return _refused(ticket, ERROR_DEPARTMENT)
-
-    parsed = parse_commands(ctx.msg.stripped_text)
-    errors: list[tuple[str, str]] = [(e.line, _short(e.message)) for e in parsed.errors]
-    changes: list[_Change] = []
-    internal = False
-    for cmd in parsed.commands:
-        if cmd.name == "note":
-            internal = True
-            continue
-        change, error = _validate(ctx, cmd)
-        if error is not None:
-            errors.append((cmd.line, error))
-        elif change is not None:
-            changes.append(change)
-    if errors:
-        _refuse_commands(ctx, ticket, errors)
-        return _refused(ticket, ERROR_COMMAND)
-
     actor = ctx.msg.sender
     old_status = ticket.status
     status_set = False
-    for change in changes:
+    for change in checked.changes:
         status_set = _apply_change(ctx, ticket, change, actor) or status_set
 
-    body = parsed.body.strip()
+    body = checked.body
     has_files = bool(ctx.msg.accepted_attachments)
     if body or has_files:
-        entry = save_entry(ctx, ticket, "note" if internal else "agent")
+        entry = save_entry(ctx, ticket, "note" if checked.internal else "agent")
         entry.text = body
         entry.save()
-    relay = (bool(body) or has_files) and not internal
+    relay = (bool(body) or has_files) and not checked.internal
     if relay and not status_set:
         tickets.set_status(ticket, "waiting_customer", actor, ctx.now)
     tickets.touch(ticket, ctx.now)
@@ -229,12 +198,6 @@ def apply_agent_message(ctx: ApplyContext, ticket: Ticket) -> Ticket | Applied:
     return ticket
 
 
-def _may_act_on(agent: Agent | None, sender: str, ticket: Ticket) -> bool:
-    if agent is None:  # the apply stage only calls us for agents; refuse if not
-        return False
-    return ticket.department in agent.departments or ticket.assignee == sender
-
-
 def _short(message: str) -> str:
     """A parser message without its list of valid forms (the template lists them)."""
     return message.split(_HELP_SUFFIX, 1)[0]
@@ -245,48 +208,7 @@ def _text(ctx: ApplyContext, key: str, **values: Any) -> str:
     return table[key].format(**values)
 
 
-def _validate(ctx: ApplyContext, cmd: Command) -> tuple[_Change | None, str | None]:
-    value = cmd.value or ""
-    if cmd.name == "assign":
-        return _resolve_assignee(ctx, value)
-    if cmd.name == "department":
-        if ctx.settings.department(value) is None:
-            known = ", ".join(d.key for d in ctx.settings.departments)
-            return None, _text(ctx, "unknown_department", value=value, known=known)
-        return _Change("department", value), None
-    return _Change(cmd.name, value), None  # status, priority: canonical already
-
-
-def _fold(value: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", value.strip())
-    return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
-
-
-def _resolve_assignee(ctx: ApplyContext, value: str) -> tuple[_Change | None, str | None]:
-    """``me``, an agent's address, full name, first name or address local part."""
-    if value.casefold() == "me":
-        return _Change("assign", ctx.msg.sender), None
-    agents = ctx.settings.agents
-    agent = ctx.settings.agent(value)
-    if agent is not None:
-        return _Change("assign", agent.email), None
-    wanted = _fold(value)
-    for rule in (
-        lambda a: _fold(a.name) == wanted,
-        lambda a: _fold(a.name).split()[:1] == [wanted],
-        lambda a: _fold(a.email.split("@", 1)[0]) == wanted,
-    ):
-        matches = [a for a in agents if rule(a)]
-        if len(matches) == 1:
-            return _Change("assign", matches[0].email), None
-        if len(matches) > 1:
-            names = ", ".join(a.email for a in matches)
-            return None, _text(ctx, "ambiguous_agent", value=value, matches=names)
-    known = ", ".join(f"{a.name} <{a.email}>" for a in agents)
-    return None, _text(ctx, "unknown_agent", value=value, known=known)
-
-
-def _apply_change(ctx: ApplyContext, ticket: Ticket, change: _Change, actor: str) -> bool:
+def _apply_change(ctx: ApplyContext, ticket: Ticket, change: Change, actor: str) -> bool:
     """Apply one validated change with its event; True when it set the status."""
     value = change.value
     if change.kind == "status" and value:
@@ -346,9 +268,27 @@ def _relay(ctx: ApplyContext, ticket: Ticket, body: str, agent: Agent | None) ->
 # ---------------------------------------------------------------------------
 
 
-def _refused(ticket: Ticket | None, kind: str) -> Applied:
-    """Nothing was applied: the record says ``agent_refused`` and why, not ``appended``."""
-    return Applied(ticket, outcomes.AGENT_REFUSED, kind)
+def refuse(ctx: ApplyContext, ticket: Ticket | None, reason: str) -> Applied:
+    """Nothing is applied (the policy's ``agent-refused`` rule): the agent gets an
+    error mail, and the record says ``agent_refused`` and why."""
+    if reason == ERROR_UNKNOWN_TICKET:
+        assert ctx.msg.token_number is not None
+        _refuse_unknown_ticket(ctx, ctx.msg.token_number)
+        return Applied(None, outcomes.AGENT_REFUSED, reason)
+    assert ticket is not None
+    if reason == ERROR_DEPARTMENT:
+        _refuse_department(ctx, ticket)
+    else:
+        assert ctx.msg.commands is not None
+        errors = [(p.line, _problem_text(ctx, p)) for p in ctx.msg.commands.problems]
+        _refuse_commands(ctx, ticket, errors)
+    return Applied(ticket, outcomes.AGENT_REFUSED, reason)
+
+
+def _problem_text(ctx: ApplyContext, problem: Problem) -> str:
+    if problem.key is None:
+        return _short(problem.text)
+    return _text(ctx, problem.key, **problem.values)
 
 
 def _refuse_commands(ctx: ApplyContext, ticket: Ticket, errors: list[tuple[str, str]]) -> None:

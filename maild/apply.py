@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from maild.agents import apply_agent_message, apply_agent_opening
+from maild.agents import apply_agent_message, apply_agent_opening, refuse
 from maild.app import App
 from maild.apply_steps import (
     Applied,
@@ -304,6 +304,11 @@ def _quarantined(ctx: ApplyContext) -> Ticket | None:
     return None
 
 
+def _agent_refused(ctx: ApplyContext) -> Applied:
+    assert ctx.decision.reason is not None
+    return refuse(ctx, ctx.ticket, ctx.decision.reason)
+
+
 _HANDLERS = {
     outcomes.QUARANTINED: _quarantined,
     outcomes.CREATED: _created,
@@ -320,4 +325,5 @@ _HANDLERS = {
     outcomes.DUPLICATE_MESSAGE: _duplicate_message,
     outcomes.UNKNOWN_SENDER_REJECTED: _unknown_sender,
     outcomes.TICKET_LIST_REQUESTED: _ticket_list,
+    outcomes.AGENT_REFUSED: _agent_refused,
 }

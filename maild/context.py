@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from maild.app import App
+from maild.policy import access
 from maild.policy import types as outcomes
 from maild.policy.types import Classified, Decision, PolicyContext, TicketView
 from maild.storage.customers import has_tickets, is_known
@@ -78,6 +79,11 @@ def gather(
         duplicate = facts_ticket(app, facts, found, lock=False) if found is not None else None
     dept = settings.department(ticket.department) if ticket is not None else None
     known_only = settings.access.customers == "known"
+    agent_may_act = True
+    if msg.is_agent and ticket is not None:
+        agent_may_act = access.agent_may_act(
+            settings.agent(msg.sender), msg.sender, ticket.department, ticket.assignee
+        )
     facts.context = PolicyContext(
         known_customers_only=known_only,
         sender_known=_sender_known(msg) if known_only and not msg.is_agent else True,
@@ -90,6 +96,7 @@ def gather(
         max_per_hour=settings.limits.max_messages_per_sender_per_hour,
         allow_same_domain=settings.access.allow_same_domain,
         followup_policy=dept.followup_on_resolved if dept else "reject",
+        agent_may_act=agent_may_act,
     )
     return facts
 

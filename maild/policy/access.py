@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from maild.config import is_free_mail
+from maild.config import Agent, is_free_mail
 from maild.policy.types import TicketView
 
 
@@ -20,3 +20,10 @@ def may_post(sender: str, ticket: TicketView, allow_same_domain: bool) -> tuple[
         if domain and domain == domain_of(ticket.requester) and not is_free_mail(domain):
             return True, True
     return False, False
+
+
+def agent_may_act(agent: Agent | None, sender: str, department: str, assignee: str | None) -> bool:
+    """An agent acts on a ticket of their department, or one assigned to them (SPEC §5)."""
+    if agent is None:
+        return False
+    return department in agent.departments or assignee == sender

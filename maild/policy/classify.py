@@ -18,6 +18,7 @@ from maild.parsers.subject import (
     normalize_subject,
 )
 from maild.parsers.types import ParsedMessage
+from maild.policy.commands import check_commands
 from maild.policy.types import CheckedAttachment, Classified
 
 HIGH_IMPORTANCE = {"high", "urgent"}
@@ -109,19 +110,22 @@ def classify(
     bounce = None if too_large else detect_bounce(raw)
     stripped = strip_message(parsed)
     refs = tuple(dict.fromkeys((*parsed.in_reply_to, *reversed(parsed.references))))
+    is_agent = is_agent_sender(parsed, settings)
+    sender = detect_sender(parsed)
+    stripped_text = stripped.strip()
     return Classified(
         parsed=parsed,
         department=department,
-        sender=detect_sender(parsed),
+        sender=sender,
         sender_name=parsed.from_name,
-        is_agent=is_agent_sender(parsed, settings),
+        is_agent=is_agent,
         token_number=extract_token(parsed.subject, prefix),
         plus_number=plus_number,
         footer_number=extract_footer_ref(parsed.text, prefix) if parsed.text else None,
         reference_ids=refs,
         has_reply_prefix=has_reply_prefix(parsed.subject),
         normalized_subject=normalize_subject(parsed.subject, prefix),
-        stripped_text=stripped.strip(),
+        stripped_text=stripped_text,
         priority=detect_priority(parsed),
         loop_reason=loop_reason,
         is_bounce=bounce is not None,
@@ -130,4 +134,5 @@ def classify(
         bounce_permanent=bounce.permanent if bounce else False,
         too_large=too_large,
         attachments=() if too_large else check_attachments(parsed, settings),
+        commands=check_commands(stripped_text, sender, settings) if is_agent else None,
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from maild.policy.rules import (
+    agent_refused,
     append,
     auto_reply,
     bounce,
@@ -49,6 +50,7 @@ RULES: tuple[ModuleType, ...] = (
     my_tickets,
     empty,
     duplicate_subject,
+    agent_refused,
     append,
     create,
 )

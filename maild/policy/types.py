@@ -4,8 +4,12 @@ knows about it, and the decision. All frozen; the policy never touches IO."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from maild.parsers.types import ParsedMessage
+
+if TYPE_CHECKING:
+    from maild.policy.commands import CheckedCommands
 
 # The outcome vocabulary (SPEC §3). Other tools depend on these strings.
 CREATED = "created"
@@ -23,8 +27,7 @@ QUARANTINED = "quarantined"
 DUPLICATE_MESSAGE = "duplicate_message"
 UNKNOWN_SENDER_REJECTED = "unknown_sender_rejected"  # SPEC §13
 # Agent mail that applies nothing (SPEC §3, §5): an invalid command, a token naming
-# no ticket, a ticket of a department the agent does not serve. Decided while
-# applying, since only then are the commands checked against the settings.
+# no ticket, a ticket of a department the agent does not serve.
 AGENT_REFUSED = "agent_refused"
 # Not in SPEC §3's table: a "meus chamados" / "my tickets" request (SPEC §12) opens
 # nothing and is answered with the ticket-list link; none of the others says that.
@@ -86,6 +89,7 @@ class Classified:
     is_bounce: bool = False
     too_large: bool = False
     attachments: tuple[CheckedAttachment, ...] = ()
+    commands: CheckedCommands | None = None  # an agent's #command lines, checked
 
     @property
     def accepted_attachments(self) -> tuple[CheckedAttachment, ...]:
@@ -128,6 +132,8 @@ class PolicyContext:
     followup_policy: str = "reject"  # of the matched ticket's department
     known_customers_only: bool = False  # [access] customers = "known"
     sender_known: bool = True  # in the customer table, or requester/CC of a ticket
+    # An agent's mail: member of the matched ticket's department, or its assignee.
+    agent_may_act: bool = True
 
 
 @dataclass(frozen=True)
@@ -137,3 +143,4 @@ class Decision:
     ticket: TicketView | None = None
     # For appended/reopened: the sender becomes a CC (same-domain colleague).
     add_sender_as_cc: bool = False
+    reason: str | None = None  # agent_refused: which refusal

@@ -9,14 +9,17 @@ an ordinary customer message on an ordinary context.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from maild.parsers.types import ParsedMessage
 
 from maild.policy import types as o
 from maild.policy.access import may_post
+from maild.policy.commands import check_commands
 from maild.policy.table import RULES, THREAD_RULES, decide, thread
 from maild.policy.types import CheckedAttachment, Classified, PolicyContext, TicketView
+from tests.conftest import build_settings
 
 CUSTOMER = "mariana@padaria.example.com.br"
 PARSED = ParsedMessage(message_id="m1@c.example", subject="NF-e", from_addr=CUSTOMER, from_name="")
@@ -46,6 +49,10 @@ def ticket(status: str = "open", requester: str = CUSTOMER, ccs: tuple[str, ...]
 
 
 SUCCESSOR = TicketView(number=600001, status="open", department="suporte", requester=CUSTOMER)
+
+SETTINGS = build_settings(Path("/nonexistent-maild-test"))
+GOOD_COMMANDS = check_commands("#priority alta\nOk.", "ana@example.com", SETTINGS)
+BAD_COMMANDS = check_commands("#department nenhum\nOk.", "ana@example.com", SETTINGS)
 
 PNG_OK = CheckedAttachment("a.png", "image/png", b"x", accepted=True)
 PNG_BAD = CheckedAttachment("a.png", "image/png", b"MZ", accepted=False, reason="mismatch")
@@ -93,6 +100,12 @@ TABLE = [
     ("stranger by footer on a closed ticket opens new", {"sender": "x@gmail.com"}, {"ticket": ticket("closed"), "thread_via": "footer"}, o.CREATED, "create"),
     ("stranger by subject, empty, learns nothing", {"sender": "x@gmail.com", "stripped_text": ""}, {"ticket": ticket(), "thread_via": "subject"}, o.EMPTY_REJECTED, "empty"),
     ("stranger by references, known-only, refused", {"sender": "x@gmail.com"}, {"ticket": ticket(), "thread_via": "references", "known_customers_only": True, "sender_known": False}, o.UNKNOWN_SENDER_REJECTED, "known-customer"),
+    ("agent, token naming no ticket", {"is_agent": True, "token_number": 999999}, {}, o.AGENT_REFUSED, "agent-refused"),
+    ("agent, token, ticket found otherwise", {"is_agent": True, "token_number": 999999}, {"ticket": ticket(), "thread_via": "references"}, o.AGENT_REFUSED, "agent-refused"),
+    ("agent, other department", {"is_agent": True, "token_number": 592110}, {"ticket": ticket(), "thread_via": "token", "agent_may_act": False}, o.AGENT_REFUSED, "agent-refused"),
+    ("agent, invalid command", {"is_agent": True, "commands": BAD_COMMANDS}, {"ticket": ticket(), "thread_via": "token"}, o.AGENT_REFUSED, "agent-refused"),
+    ("agent, valid commands", {"is_agent": True, "commands": GOOD_COMMANDS}, {"ticket": ticket(), "thread_via": "token"}, o.APPENDED, "append"),
+    ("agent opening without token", {"is_agent": True}, {}, o.CREATED, "create"),
     ("duplicate, new ticket after resolved", {}, {"ticket": ticket("resolved"), "followup_policy": "new_ticket", "duplicate_of": ticket()}, o.DUPLICATE_SUBJECT_REJECTED, "duplicate-subject"),
 ]  # fmt: skip
 
