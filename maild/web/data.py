@@ -27,6 +27,7 @@ from maild.pipeline import IngestResult, ingest
 from maild.render import LANGUAGES, PRIORITY_LABELS, STATUS_LABELS, refusal_reason
 from maild.status_mail import queue_status_change
 from maild.storage import tickets
+from maild.storage.binding import bound_database
 from maild.storage.db import for_update, write_transaction
 from maild.storage.models import Attachment, RefusedAttachment, ThreadEntry, Ticket, aware
 from maild.storage.queries import thread
@@ -160,7 +161,7 @@ def find_ticket(number_text: str, key: str, *, lock: bool = False) -> Ticket | N
         return None
     query = Ticket.select().where(Ticket.number == number)
     if lock:
-        query = for_update(query, Ticket._meta.database)
+        query = for_update(query, bound_database())
     ticket = query.first()
     if not key_matches(key, ticket.access_key if ticket is not None else None):
         return None
