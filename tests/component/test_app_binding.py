@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import io
+import socket
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from maild.storage.binding import UnboundDatabaseError, bind_process, bound_database
 from maild.storage.models import Inbound, Ticket
@@ -19,6 +21,7 @@ from maild.app import App
 from maild.cli import run_cli
 from maild.clock import FrozenClock
 from maild.pipeline import IngestResult, ingest
+from maild.web import start_web
 from tests.component.conftest import mail
 
 ROUNDS = 12
@@ -32,6 +35,7 @@ def two_apps(make_app: Callable[..., App], tmp_path: Path) -> Iterator[tuple[App
         make_app(
             f"sqlite:///{tmp_path / name / 'maild.sqlite3'}",
             daemon={"data_dir": str(tmp_path / name / "var")},
+            web={"enabled": True, "host": "127.0.0.1", "port": _free_port()},
         )
         for name in ("first", "second")
     )
@@ -40,6 +44,12 @@ def two_apps(make_app: Callable[..., App], tmp_path: Path) -> Iterator[tuple[App
         yield apps  # type: ignore[misc]
     finally:
         bind_process(unbound)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def _ingest_many(app: App, name: str, barrier: threading.Barrier, results: list[Any]) -> None:
@@ -116,6 +126,41 @@ def test_asyncio_tasks_and_worker_threads_inherit_the_binding(
     with second.bound():
         found = asyncio.run(counts())
     assert found[:2] == [0, 0] and found[2] is second.db
+
+
+def test_two_web_views_in_one_loop_each_serve_their_own_app(two_apps: tuple[App, App]) -> None:
+    """As in the daemon: a server started by a task bound to an App serves that App."""
+    first, second = two_apps
+    with first.bound():
+        ticket = Ticket.get(Ticket.number == ingest(first, mail(subject="no primeiro")).ticket)
+    path = f"/t/{ticket.number}/{ticket.access_key}"
+
+    async def serve(app: App, started: asyncio.Event, stop: asyncio.Event) -> None:
+        runner = await start_web(app)
+        started.set()
+        await stop.wait()
+        await runner.cleanup()
+
+    async def scenario() -> list[int]:
+        stop = asyncio.Event()
+        started = [asyncio.Event(), asyncio.Event()]
+        servers = []
+        for app, event in zip(two_apps, started, strict=True):
+            with app.bound():  # the task copies this context, as Daemon.run's tasks do
+                servers.append(asyncio.create_task(serve(app, event, stop)))
+        for event in started:
+            await event.wait()
+        statuses = []
+        async with aiohttp.ClientSession() as session:
+            for app in two_apps:
+                async with session.get(f"http://127.0.0.1:{app.settings.web.port}{path}") as r:
+                    statuses.append(r.status)
+        stop.set()
+        await asyncio.gather(*servers)
+        return statuses
+
+    assert asyncio.run(scenario()) == [200, 404]  # the ticket is first's only
+    assert second.settings.web.port != first.settings.web.port
 
 
 def test_a_cli_command_leaves_its_caller_s_binding_alone(
