@@ -1,7 +1,10 @@
 """Composition root: settings -> database, stores, clock, renderer.
 
 The only place that builds long-lived collaborators. Everything below receives
-what it needs from the ``App`` it is handed; nothing reaches for a global.
+what it needs from the ``App`` it is handed; nothing reaches for a global. The
+models use the database of the App bound where they run (``App.bound()``): the
+daemon serves bound to its App (``Daemon.run``, ``App.thread``), a CLI command
+binds the App it opens for itself only (``run_cli``).
 """
 
 from __future__ import annotations
