@@ -22,7 +22,7 @@ from typing import Any
 import peewee
 
 _context: ContextVar[peewee.Database | None] = ContextVar("maild_database", default=None)
-_process: list[peewee.Database | None] = [None]
+_process_database: peewee.Database | None = None  # see bind_process
 
 
 class UnboundDatabaseError(RuntimeError):
@@ -32,14 +32,14 @@ class UnboundDatabaseError(RuntimeError):
 def current_database() -> peewee.Database | None:
     """The database bound here (context first, then process), or None."""
     database = _context.get()
-    return _process[0] if database is None else database
+    return _process_database if database is None else database
 
 
 def bound_database() -> peewee.Database:
     """The database the models use here; raises when none is bound."""
     database = _context.get()
     if database is None:
-        database = _process[0]
+        database = _process_database
         if database is None:
             raise UnboundDatabaseError(
                 "no database bound here: run inside App.bound() (or start the thread "
@@ -68,8 +68,9 @@ def bind_context(database: peewee.Database) -> None:
 def bind_process(database: peewee.Database | None) -> peewee.Database | None:
     """Make ``database`` the one every context without a binding of its own uses (a
     process or a test with one App); return the previous one, to restore it."""
-    previous = _process[0]
-    _process[0] = database
+    global _process_database
+    previous = _process_database
+    _process_database = database
     return previous
 
 
