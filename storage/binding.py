@@ -75,7 +75,11 @@ def bind_process(database: peewee.Database | None) -> peewee.Database | None:
 
 
 class _ModelsDatabase(peewee.DatabaseProxy):
-    """A ``DatabaseProxy`` whose target is wherever the current context is bound."""
+    """A ``DatabaseProxy`` whose target is wherever the current context is bound.
+
+    peewee's per-database field hooks run once, unbound: ``BlobField`` values go out
+    as ``bytearray``, which sqlite3 and psycopg2 both store as a BLOB / bytea.
+    """
 
     __slots__ = ()
 
