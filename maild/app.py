@@ -1,15 +1,19 @@
 """Composition root: settings -> database, stores, clock, renderer.
 
 The only place that builds long-lived collaborators. Everything below receives
-what it needs from the ``App`` it is handed; nothing reaches for a global.
+what it needs from the ``App`` it is handed; nothing reaches for a global. The
+models use the database of the App bound where they run (``App.bound()``): the
+daemon serves bound to its App (``Daemon.run``, ``App.thread``), a CLI command
+binds the App it opens for itself only (``run_cli``).
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import peewee
@@ -17,12 +21,11 @@ import peewee
 from maild.clock import Clock, SystemClock
 from maild.config import Settings
 from maild.metrics import Metrics
+from maild.oauth import OAuthTokens
+from maild.render import SHIPPED_TEMPLATES_DIR, Renderer
+from maild.storage.binding import bound
 from maild.storage.db import open_database
 from maild.storage.stores import BlobStore, DatabaseStore, attachment_store, raw_store
-
-if TYPE_CHECKING:
-    from maild.oauth import OAuthTokens
-    from maild.render import Renderer
 
 
 @dataclass
@@ -34,6 +37,21 @@ class App:
     # wakes its sender, so a web reply's mail goes out now, not at the next poll.
     outbox_listeners: list[Callable[[], None]] = field(default_factory=list)
     metrics: Metrics = field(default_factory=Metrics)
+
+    def bound(self) -> AbstractContextManager[peewee.Database]:
+        """Bind the models to this App's database in the current thread or task (and
+        the tasks and ``asyncio.to_thread`` calls it starts) until exit."""
+        return bound(self.db)
+
+    def thread(self, target: Callable[[], object], *, name: str) -> threading.Thread:
+        """A daemon thread running ``target`` bound to this App's database (a thread
+        starts with an empty context: it would not see the starter's binding)."""
+
+        def run() -> None:
+            with self.bound():
+                target()
+
+        return threading.Thread(target=run, name=name, daemon=True)
 
     def outbox_changed(self) -> None:
         for listener in self.outbox_listeners:
@@ -57,16 +75,12 @@ class App:
 
     @cached_property
     def renderer(self) -> Renderer:
-        from maild.render import SHIPPED_TEMPLATES_DIR, Renderer
-
         return Renderer(
             SHIPPED_TEMPLATES_DIR, self.settings.daemon.templates_dir, self.settings.daemon.language
         )
 
     @cached_property
     def oauth(self) -> OAuthTokens:
-        from maild.oauth import OAuthTokens
-
         return OAuthTokens(self)
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import calendar
 import contextlib
+import contextvars
 import os
 import re
 import sys
@@ -25,6 +26,7 @@ from maild.clock import Clock, SystemClock
 from maild.config import LOG_LEVELS, ConfigError, Settings, config_path, load_settings
 from maild.due_times import due_summary
 from maild.errors import StorageUnavailableError, UsageError
+from maild.storage.binding import bind_context
 from maild.wakeup import poke
 
 EX_OK = 0
@@ -159,7 +161,9 @@ def run_cli(
     handler = _HANDLERS[args.command]
     try:
         env = CliEnv(settings, clock or SystemClock(), app_factory or default_app_factory)
-        return handler(args, settings, out, err, env)
+        # In a context of its own: the App the command opens is bound there, never
+        # in the caller's context (a test, or a process with an App of its own).
+        return contextvars.copy_context().run(handler, args, settings, out, err, env)
     except (UsageError, LookupError) as exc:
         print(f"error: {exc}", file=err)
         return EX_ERROR
@@ -188,7 +192,10 @@ class CliEnv:
     app_factory: AppFactory
 
     def open_app(self) -> App:
-        return self.app_factory(self.settings, self.clock)
+        """The command's App, bound for the rest of the command (see ``run_cli``)."""
+        app = self.app_factory(self.settings, self.clock)
+        bind_context(app.db)
+        return app
 
 
 def default_app_factory(settings: Settings, clock: Clock) -> App:

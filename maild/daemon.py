@@ -157,7 +157,7 @@ class Daemon:
                 stop_event=self.stop_event,
                 on_ingested=self.on_ingested,
             )
-            thread = threading.Thread(target=runner.run, name=f"imap-{source.name}", daemon=True)
+            thread = self.app.thread(runner.run, name=f"imap-{source.name}")
             thread.start()
             self._imap_threads.append(thread)
 
@@ -350,6 +350,13 @@ class Daemon:
         log.info("daemon.stopped", **self.counters.outcomes)
 
     async def run(self) -> int:
+        """Serve until stopped, bound to the App's database: the loop's tasks (listener,
+        web, sender, scheduler, liveness, storage retry) and their ``to_thread`` work
+        inherit the binding; the IMAP threads get it from ``App.thread``."""
+        with self.app.bound():
+            return await self._serve()
+
+    async def _serve(self) -> int:
         loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         # Handlers before start(): the listener accepts as soon as it is bound, and

@@ -1,8 +1,9 @@
-"""Open a peewee database from a URL and bind maild's models to it.
+"""Open a peewee database from a URL; the dialect seam.
 
 SQLite gets WAL mode, a busy timeout and foreign keys; PostgreSQL URLs
 (``postgresql://user@host:port/db``) use psycopg2. There is no module-level
-database: the composition root calls ``open_database`` and passes it on.
+database: the composition root calls ``open_database`` and passes it on, and
+the models use it where it is bound (``storage.binding``: per App, per thread).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 import peewee
-from maild.storage.models import MODELS
+from maild.storage.migrations import migrate as run_migrations
 
 BUSY_TIMEOUT_MS = 10000
 SQLITE_PRAGMAS = (
@@ -136,13 +137,11 @@ def make_database(url: str) -> peewee.Database:
 
 
 def open_database(url: str, *, migrate: bool = False) -> peewee.Database:
-    """Connect, bind every model, and optionally bring the schema up to date."""
+    """Connect, and optionally bring the schema up to date. The models use it where
+    it is bound (``App.bound()``, ``storage.binding``), not from here on."""
     db = make_database(url)
-    db.bind(MODELS, bind_refs=False, bind_backrefs=False)
     db.connect(reuse_if_open=True)
     if migrate:
-        from maild.storage.migrations import migrate as run_migrations
-
         run_migrations(db)
     return db
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import peewee as pw
+from maild.storage.binding import bound
 from maild.storage.models import (
     MODELS,
     Blob,
@@ -90,20 +91,23 @@ LATEST = len(MIGRATIONS)
 def current_version(db: pw.Database) -> int:
     if not db.table_exists(SchemaVersion._meta.table_name):
         return 0
-    row = SchemaVersion.select(pw.fn.MAX(SchemaVersion.version)).scalar()
+    with bound(db):
+        row = SchemaVersion.select(pw.fn.MAX(SchemaVersion.version)).scalar()
     return int(row or 0)
 
 
 def migrate(db: pw.Database) -> tuple[int, int]:
     """Bring the schema to LATEST; return (from_version, to_version)."""
-    db.create_tables([SchemaVersion], safe=True)
-    start = current_version(db)
-    if start > LATEST:
-        raise RuntimeError(
-            f"database schema is version {start}, newer than this maild ({LATEST}); upgrade maild"
-        )
-    for version in range(start, LATEST):
-        with db.atomic():
-            MIGRATIONS[version](db)
-            SchemaVersion.create(version=version + 1)
+    with bound(db):  # the models' tables are created and versioned in ``db``
+        db.create_tables([SchemaVersion], safe=True)
+        start = current_version(db)
+        if start > LATEST:
+            raise RuntimeError(
+                f"database schema is version {start}, newer than this maild ({LATEST}); "
+                "upgrade maild"
+            )
+        for version in range(start, LATEST):
+            with db.atomic():
+                MIGRATIONS[version](db)
+                SchemaVersion.create(version=version + 1)
     return start, LATEST

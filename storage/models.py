@@ -1,6 +1,7 @@
 """peewee models: every durable thing maild keeps.
 
-Models are declared without a database; ``storage.db.open_database`` binds them.
+Every model uses the database bound where it runs (``storage.binding``): the
+running App's, never a process-wide global.
 Times are stored as naive UTC (the same on SQLite and PostgreSQL) and converted
 to aware datetimes at the edges (``storage.models.aware``).
 """
@@ -12,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import peewee as pw
+from maild.storage.binding import MODELS_DATABASE
 from maild.storage.statements import insert_row
 
 TICKET_STATUSES = ("open", "in_progress", "waiting_customer", "resolved", "closed")
@@ -66,6 +68,7 @@ class JSONField(pw.TextField):
 
 class BaseModel(pw.Model):
     class Meta:
+        database = MODELS_DATABASE
         legacy_table_names = False
         # save() writes only the columns that changed: two transactions changing
         # different fields of one row never undo each other.

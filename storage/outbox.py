@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import peewee as pw
+from maild.storage.binding import bound_database
 from maild.storage.models import (
     OUTBOX_BOUNCED,
     OUTBOX_FAILED,
@@ -79,7 +80,7 @@ def enqueue(
     Optimistic: the insert is tried first (in a savepoint) and the unique key
     answers for a replay; a replay is rare, a lookup before every insert is not.
     """
-    db = Outbox._meta.database
+    db = bound_database()
     try:
         with db.atomic():
             row = Outbox.create(
@@ -140,7 +141,7 @@ def start_cooldown(address: str, now: datetime, reason: str) -> None:
 
 def claim_due(owner: str, now: datetime, limit: int = 20) -> list[Outbox]:
     """Atomically take up to ``limit`` due rows for ``owner``."""
-    db = Outbox._meta.database
+    db = bound_database()
     stamp = to_storage(now)
     due = (
         (Outbox.status == OUTBOX_PENDING)
@@ -182,7 +183,7 @@ def begin_attempt(row: Outbox, owner: str, now: datetime) -> bool:
     False when the row is no longer ``owner``'s to send (its lease ran out and
     another sender took it, or it left ``pending``): the caller must skip it.
     """
-    db = Outbox._meta.database
+    db = bound_database()
     with db.atomic():
         taken = (
             Outbox.update(claimed_until=to_storage(now + CLAIM_LEASE))

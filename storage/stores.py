@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Protocol
 
 import peewee as pw
+from maild.storage.binding import bound
 from maild.storage.models import Blob, BlobChunk
 
 CHUNK_BYTES = 1 << 20
@@ -52,7 +53,7 @@ class BlobStore(Protocol):
 
 
 class DatabaseStore:
-    """Blobs in the ``blob`` and ``blob_chunk`` tables of the bound database."""
+    """Blobs in the ``blob`` and ``blob_chunk`` tables of ``db`` (bound while it works)."""
 
     def __init__(self, db: pw.Database) -> None:
         self.db = db
@@ -64,7 +65,7 @@ class DatabaseStore:
             return digest
         view = memoryview(data)
         count = 0
-        with self.db.atomic():
+        with bound(self.db), self.db.atomic():
             for seq, start in enumerate(range(0, len(view), CHUNK_BYTES)):
                 piece = bytes(view[start : start + CHUNK_BYTES])
                 # Another instance may be storing the same bytes: identical rows, ignored.
@@ -74,17 +75,19 @@ class DatabaseStore:
         return digest
 
     def get(self, digest: str) -> bytes:
-        head = Blob.get_or_none(Blob.sha256 == digest)
-        if head is None:
-            raise BlobMissingError(errno.ENOENT, f"no blob {digest}")
-        pieces = [bytes(piece) for piece in self._chunks(digest)]
+        with bound(self.db):
+            head = Blob.get_or_none(Blob.sha256 == digest)
+            if head is None:
+                raise BlobMissingError(errno.ENOENT, f"no blob {digest}")
+            pieces = [bytes(piece) for piece in self._chunks(digest)]
         data = b"".join(pieces)
         if len(pieces) != head.chunks or len(data) != head.size:
             raise BlobMissingError(errno.EIO, f"blob {digest} is incomplete")
         return data
 
     def exists(self, digest: str) -> bool:
-        return Blob.select().where(Blob.sha256 == digest).exists()
+        with bound(self.db):
+            return Blob.select().where(Blob.sha256 == digest).exists()
 
     def _chunks(self, digest: str) -> Iterator[bytes]:
         query = (

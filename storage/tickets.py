@@ -12,6 +12,7 @@ from datetime import datetime
 from typing import Any
 
 import peewee as pw
+from maild.storage.binding import bound_database
 from maild.storage.models import (
     ACTIVE_STATUSES,
     Attachment,
@@ -48,7 +49,7 @@ def create_ticket(
     **fields: Any,
 ) -> Ticket:
     """Insert a ticket under a fresh random number, unique even with concurrent writers."""
-    db = Ticket._meta.database
+    db = bound_database()
     for _ in range(NUMBER_ATTEMPTS):
         number = random_number(digits)
         if Ticket.select().where(Ticket.number == number).exists():

@@ -18,6 +18,7 @@ from typing import Any
 import peewee
 import pytest
 import structlog
+from maild.storage.binding import bind_process
 from maild.storage.db import open_database
 
 from maild.app import App
@@ -138,10 +139,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 @pytest.fixture
 def db(database_url: str) -> Iterator[peewee.Database]:
+    """The test's database, bound for the whole process (its threads too)."""
     database = open_database(database_url, migrate=True)
+    previous = bind_process(database)
     try:
         yield database
     finally:
+        bind_process(previous)
         database.close()
 
 
@@ -153,8 +157,11 @@ def clock() -> FrozenClock:
 
 @pytest.fixture
 def make_app(tmp_path: Path, clock: FrozenClock):
-    """Factory: App on SQLite in tmp_path with the given settings overrides."""
+    """Factory: App on SQLite in tmp_path with the given settings overrides. The last
+    App made is bound for the whole process (the test's threads too); an App working
+    in a thread of its own binds there (``App.thread``, ``App.bound()``)."""
     apps: list[App] = []
+    unbound: list[peewee.Database | None] = []  # the process binding before the first
 
     def make(database_url: str | None = None, **tables: Any) -> App:
         settings = build_settings(tmp_path, **tables)
@@ -163,9 +170,14 @@ def make_app(tmp_path: Path, clock: FrozenClock):
         database = open_database(url, migrate=True)
         app = App(settings=settings, db=database, clock=clock)
         apps.append(app)
+        previous = bind_process(database)
+        if len(apps) == 1:
+            unbound.append(previous)
         return app
 
     yield make
+    if unbound:
+        bind_process(unbound[0])
     for app in apps:
         app.close()
 

@@ -25,6 +25,7 @@ from maild.config import Department
 from maild.due_times import due_times
 from maild.parsers.subject import format_token
 from maild.render import LANGUAGES, PRIORITY_LABELS, STATUS_LABELS, refusal_reason
+from maild.storage.binding import bound_database
 from maild.storage.db import for_update
 from maild.storage.models import Attachment, RefusedAttachment, ThreadEntry, Ticket, aware
 from maild.storage.queries import thread
@@ -137,7 +138,7 @@ def find_ticket(number_text: str, key: str, *, lock: bool = False) -> Ticket | N
         return None
     query = Ticket.select().where(Ticket.number == number)
     if lock:
-        query = for_update(query, Ticket._meta.database)
+        query = for_update(query, bound_database())
     ticket = query.first()
     if not key_matches(key, ticket.access_key if ticket is not None else None):
         return None

@@ -9,6 +9,7 @@ import email
 import io
 import itertools
 import json
+import sys
 from collections.abc import Iterable, Sequence
 from email.message import EmailMessage, Message
 from email.policy import default as default_policy
@@ -17,7 +18,6 @@ from typing import Any
 
 import pytest
 from maild.storage.models import (
-    MODELS,
     Attachment,
     Event,
     Inbound,
@@ -208,14 +208,12 @@ def _db_url(app: App) -> str:
 def cli():
     """Run ``maild`` in-process; returns (exit code, stdout, stderr).
 
-    The CLI binds the models to its own database connection; afterwards they
-    are bound back to the test's App so the test can keep querying.
+    The CLI opens its own App on the same database and binds it only while the
+    command runs: the test's binding is untouched.
     """
 
     def run(app: App, config: Path, *argv: str, stdin: bytes | None = None) -> tuple[int, str, str]:
         out, err = io.StringIO(), io.StringIO()
-        import sys
-
         saved = sys.stdin
         if stdin is not None:
             sys.stdin = io.TextIOWrapper(io.BytesIO(stdin))
@@ -223,8 +221,6 @@ def cli():
             code = run_cli(["--config", str(config), *argv], out, err, clock=app.clock)
         finally:
             sys.stdin = saved
-            app.db.bind(MODELS, bind_refs=False, bind_backrefs=False)
-            app.db.connect(reuse_if_open=True)
         return code, out.getvalue(), err.getvalue()
 
     return run

@@ -219,6 +219,7 @@ def test_config_from_environment_variable(
 
 
 def test_db_migrate_twice_is_a_noop(maild: Maild, tmp_path: Path) -> None:
+    from maild.storage.binding import bound
     from maild.storage.db import open_database
     from maild.storage.migrations import LATEST
     from maild.storage.models import SchemaVersion
@@ -228,9 +229,9 @@ def test_db_migrate_twice_is_a_noop(maild: Maild, tmp_path: Path) -> None:
 
     db = open_database(f"sqlite:///{tmp_path / 'var' / 'maild.sqlite3'}")
     try:
-        assert [r.version for r in SchemaVersion.select().order_by(SchemaVersion.id)] == list(
-            range(1, LATEST + 1)
-        )
+        with bound(db):
+            versions = [r.version for r in SchemaVersion.select().order_by(SchemaVersion.id)]
+        assert versions == list(range(1, LATEST + 1))
     finally:
         db.close()
 

@@ -82,7 +82,7 @@ def test_missing_or_incomplete_blob_is_an_oserror(db: pw.Database) -> None:
 
 
 def _store_from_another_instance(database_url: str, data: bytes, barrier: Any) -> None:
-    """One instance (its own process: model binding is per process) storing ``data``."""
+    """One instance (its own process, as on another host) storing ``data``."""
     db = open_database(database_url)
     try:
         barrier.wait(10)

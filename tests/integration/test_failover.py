@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from maild.storage import outbox as ob
+from maild.storage.binding import bind_process
 from maild.storage.db import open_database
 from maild.storage.models import ImapState, Inbound, Outbox
 
@@ -148,6 +149,7 @@ def test_a_killed_instance_s_imap_source_is_taken_over_within_10_s(
     wait_for(lambda: second.events("imap.lease_waiting"), 30, "the second instance on standby")
     imap_mailbox.append(customer_mail(1))
     db = open_database(pg_url)
+    unbound = bind_process(db)  # the test reads what the instances wrote
     try:
         wait_for(lambda: Inbound.select().count() == 1, 30, "the first mail processed")
 
@@ -164,6 +166,7 @@ def test_a_killed_instance_s_imap_source_is_taken_over_within_10_s(
         wait_for(lambda: Inbound.select().count() == 2, 30, "the second mail processed")
         assert ImapState.get().lease_owner.endswith(f":{second.proc.pid}")  # type: ignore[union-attr]
     finally:
+        bind_process(unbound)
         db.close()
     assert taken_after <= TAKEOVER_SECONDS, taken_after
 

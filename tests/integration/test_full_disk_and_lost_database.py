@@ -22,7 +22,7 @@ from typing import Any
 import peewee
 import pytest
 from imapclient import SEEN
-from maild.storage.models import MODELS, Inbound
+from maild.storage.models import Inbound
 
 from maild.cli import run_cli
 from maild.errors import StorageUnavailableError
@@ -255,12 +255,7 @@ def test_ingest_exits_75_on_a_full_disk_and_0_once_space_returns(
 
     def run() -> tuple[int, str, str]:
         out, err = io.StringIO(), io.StringIO()
-        try:
-            code = run_cli(
-                ["--config", str(config), "ingest", str(path)], out, err, clock=app.clock
-            )
-        finally:
-            app.db.bind(MODELS, bind_refs=False, bind_backrefs=False)
+        code = run_cli(["--config", str(config), "ingest", str(path)], out, err, clock=app.clock)
         return code, out.getvalue(), err.getvalue()
 
     ingest(app, _message("warm-up@c.example"))

@@ -455,7 +455,8 @@ class StallAfterFirst(SmtpTransport):
         return result
 
 
-OutboxSender(app, StallAfterFirst(settings.smtp), owner="doomed").run_once()
+with app.bound():
+    OutboxSender(app, StallAfterFirst(settings.smtp), owner="doomed").run_once()
 """
 
 

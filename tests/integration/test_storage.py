@@ -15,6 +15,7 @@ from pathlib import Path
 import peewee as pw
 import pytest
 from maild.storage import tickets as store
+from maild.storage.binding import bound
 from maild.storage.db import is_postgres, open_database
 from maild.storage.migrations import LATEST, current_version, migrate
 from maild.storage.models import (
@@ -222,9 +223,9 @@ def test_migrate_on_an_empty_database_records_each_version(database_url: str) ->
     try:
         assert current_version(db) == 0
         assert migrate(db) == (0, LATEST)
-        assert [v.version for v in SchemaVersion.select().order_by(SchemaVersion.id)] == list(
-            range(1, LATEST + 1)
-        )
+        with bound(db):
+            versions = [v.version for v in SchemaVersion.select().order_by(SchemaVersion.id)]
+        assert versions == list(range(1, LATEST + 1))
     finally:
         db.close()
 
@@ -366,9 +367,10 @@ def test_upgrade_from_version_1_adds_the_ticket_lookup_index(database_url: str) 
 
     db = open_database(database_url)
     try:
-        db.create_tables([SchemaVersion], safe=True)
-        MIGRATIONS[0](db)  # a database made by the first release
-        SchemaVersion.create(version=1)
+        with bound(db):
+            db.create_tables([SchemaVersion], safe=True)
+            MIGRATIONS[0](db)  # a database made by the first release
+            SchemaVersion.create(version=1)
 
         assert migrate(db) == (1, LATEST)
 

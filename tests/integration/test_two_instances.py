@@ -8,8 +8,8 @@ hosts would have; the mail is handed to both at the same moment by a barrier.
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Callable
 from email.message import EmailMessage
 from email.policy import SMTP
 from pathlib import Path
@@ -36,18 +36,23 @@ def mail(sender: str, subject: str, message_id: str, body: str = "Olá, preciso 
     return msg.as_bytes()
 
 
-def at_once(*calls: Callable[[], IngestResult]) -> list[IngestResult]:
-    barrier = threading.Barrier(len(calls))
-    results: list[Any] = [None] * len(calls)
+def at_once(*deliveries: tuple[App, bytes]) -> list[IngestResult]:
+    """Each instance ingests its mail in a thread of its own, bound to its own
+    database connection, at the same moment."""
+    barrier = threading.Barrier(len(deliveries))
+    results: list[Any] = [None] * len(deliveries)
 
-    def run(i: int, call: Callable[[], IngestResult]) -> None:
+    def run(i: int, app: App, raw: bytes) -> None:
         barrier.wait(10)
         try:
-            results[i] = call()
+            results[i] = ingest(app, raw)
         except BaseException as exc:  # reported by the assertion below
             results[i] = exc
 
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    threads = [
+        app.thread(functools.partial(run, i, app, raw), name=f"instance-{i}")
+        for i, (app, raw) in enumerate(deliveries)
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -75,7 +80,7 @@ def test_the_same_opening_at_both_instances_makes_one_ticket(pair: tuple[App, Ap
         a = mail("cliente@example.com.br", subject, f"open-{n}-a@cliente.example")
         b = mail("cliente@example.com.br", subject, f"open-{n}-b@cliente.example")
 
-        results = at_once(lambda a=a: ingest(first, a), lambda b=b: ingest(second, b))
+        results = at_once((first, a), (second, b))
 
         assert sorted(r.outcome for r in results) == ["created", "duplicate_subject_rejected"]
         assert len({r.ticket for r in results}) == 1  # the notice names the one ticket
@@ -97,7 +102,7 @@ def test_concurrent_customer_and_agent_replies_lose_no_update(pair: tuple[App, A
             "#priority urgent\n\nEstamos vendo.",
         )
 
-        results = at_once(lambda c=customer: ingest(first, c), lambda a=agent: ingest(second, a))
+        results = at_once((first, customer), (second, agent))
 
         assert [r.outcome for r in results] == ["appended", "appended"]
         ticket = Ticket.get(Ticket.number == opened.ticket)
