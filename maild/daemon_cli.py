@@ -16,10 +16,10 @@ def add_parser(sub: Any) -> None:
 def cmd_run(
     args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
 ) -> int:
-    # The one import left in a function, for start-up time rather than a cycle: the
-    # daemon's stack (aiohttp, aiosmtpd, imapclient, the web view: some 200 ms to
-    # import) loads for `maild run` only, so the MTA's `maild ingest` pipe, which
-    # imports every command's module, starts without it.
+    # Imported here, for start-up time rather than a cycle: the daemon's stack
+    # (aiohttp, aiosmtpd, imapclient, the web view: some 165 ms to import) loads for
+    # `maild run` only, so the MTA's `maild ingest` pipe, which imports every
+    # command's module, starts without it (tests/unit/test_cli_imports.py).
     from maild.daemon import run_daemon
 
     return run_daemon(settings, env.clock)

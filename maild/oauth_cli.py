@@ -60,9 +60,9 @@ def cmd_oauth(
         print(Fernet.generate_key().decode(), file=out)
         return EX_OK
     # authorize: imported here, for start-up time rather than a cycle. The OAuth client
-    # stack (authlib, requests: some 100 ms to import) loads for this command only, so
+    # stack (authlib, requests: some 90 ms to import) loads for this command only, so
     # the MTA's `maild ingest` pipe, which imports every command's module, starts
-    # without it.
+    # without it (tests/unit/test_cli_imports.py).
     from maild.oauth_authorize import cmd_authorize
 
     return cmd_authorize(args, settings, out, err, env)
