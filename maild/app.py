@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import peewee
@@ -21,11 +22,13 @@ import peewee
 from maild.clock import Clock, SystemClock
 from maild.config import Settings
 from maild.metrics import Metrics
-from maild.oauth import OAuthTokens
 from maild.render import SHIPPED_TEMPLATES_DIR, Renderer
 from maild.storage.binding import bound
 from maild.storage.db import open_database
 from maild.storage.stores import BlobStore, DatabaseStore, attachment_store, raw_store
+
+if TYPE_CHECKING:
+    from maild.oauth import OAuthTokens
 
 
 @dataclass
@@ -81,6 +84,11 @@ class App:
 
     @cached_property
     def oauth(self) -> OAuthTokens:
+        # Imported here on purpose: the OAuth client (authlib, requests) costs every
+        # `maild ingest` of an MTA pipe ~100 ms and only OAuth-connected sources use it
+        # (tests/unit/test_cli_imports.py).
+        from maild.oauth import OAuthTokens
+
         return OAuthTokens(self)
 
     def close(self) -> None:

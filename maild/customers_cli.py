@@ -11,20 +11,17 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
+from maild.cli_env import EX_ERROR, EX_OK, CliEnv
 from maild.cli_output import print_json, print_table
 from maild.config import Settings, is_email
 from maild.errors import UsageError
 from maild.storage import customers
 from maild.storage.models import Customer
 
-if TYPE_CHECKING:
-    from maild.cli import CliEnv
-
-EX_OK = 0
-EX_ERROR = 1
 CSV_COLUMNS = ("email", "domain", "name", "organization")
 _DOMAIN_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789.-")
 
@@ -91,82 +88,92 @@ def parse_csv(text: str) -> tuple[list[dict[str, str]], list[str]]:
     return rows, problems
 
 
-def customers_command(
+def cmd_customers(
     args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
 ) -> int:
-    command = args.customers_command
     rows: list[dict[str, str]] = []
-    if command == "import":
-        try:
-            text = Path(args.file).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UsageError(f"{args.file}: {exc}") from exc
-        rows, problems = parse_csv(text)
+    if args.customers_command == "import":
+        rows, problems = _read_csv(args.file)
         if problems:
             for problem in problems:
                 print(f"error: {args.file}: {problem}", file=err)
             return EX_ERROR
     app = env.open_app()
-    base_url = settings.daemon.base_url
     try:
         now = app.clock.now()
-        if command == "list":
-            data = []
-            for c in Customer.select().order_by(Customer.domain, Customer.email):
-                key = customers.list_key(c.email, now, create=False) if c.email else None
-                data.append(
-                    {
-                        "email": c.email,
-                        "domain": c.domain,
-                        "name": c.name,
-                        "organization": c.organization,
-                        "tickets": customers.tickets_query(c.email).count() if c.email else None,
-                        "link": customers.list_link(base_url, key) if key else None,
-                    }
-                )
-            if args.json:
-                print_json(data, out)
-            else:
-                for row in data:
-                    row["email"] = row["email"] or f"@{row['domain']}"
-                columns = [("email", "EMAIL/DOMAIN"), ("name", "NAME")]
-                columns += [("organization", "ORGANIZATION"), ("tickets", "TICKETS")]
-                print_table(data, [*columns, ("link", "LINK")], out, empty="no customers")
+        if args.customers_command == "list":
+            _list(args, settings.daemon.base_url, now, out)
             return EX_OK
         with app.db.atomic():
-            if command == "import":
-                created = 0
-                for row in rows:
-                    _, new = customers.add_customer(
-                        now,
-                        email=row["email"] or None,
-                        domain=row["domain"] or None,
-                        name=row["name"],
-                        organization=row["organization"],
-                    )
-                    created += new
-                print(f"{created} customer(s) added, {len(rows) - created} updated", file=out)
-            elif command == "add":
-                email, domain = parse_target(args.address)
-                _, new = customers.add_customer(
-                    now,
-                    email=email,
-                    domain=domain,
-                    name=args.name,
-                    organization=args.organization,
-                )
-                print(f"{email or '@' + str(domain)} {'added' if new else 'updated'}", file=out)
-            elif command == "remove":
-                email, domain = parse_target(args.address)
-                if not customers.remove_customer(email or f"@{domain}"):
-                    raise UsageError(f"no customer {args.address}")
-                print(f"{email or '@' + str(domain)} removed", file=out)
-            else:  # rotate-link
-                email, _ = parse_target(args.address)
-                if email is None:
-                    raise UsageError("rotate-link takes an email address, not a domain")
-                key = customers.rotate_list_key(email, now)
-                print(customers.list_link(base_url, key), file=out)
+            if args.customers_command == "import":
+                _import(rows, now, out)
+            else:
+                _change(args, settings.daemon.base_url, now, out)
         return EX_OK
     finally:
         app.close()
+
+
+def _read_csv(file: str) -> tuple[list[dict[str, str]], list[str]]:
+    try:
+        text = Path(file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{file}: {exc}") from exc
+    return parse_csv(text)
+
+
+def _list(args: argparse.Namespace, base_url: str, now: datetime, out: TextIO) -> None:
+    data = []
+    for c in Customer.select().order_by(Customer.domain, Customer.email):
+        key = customers.list_key(c.email, now, create=False) if c.email else None
+        data.append(
+            {
+                "email": c.email,
+                "domain": c.domain,
+                "name": c.name,
+                "organization": c.organization,
+                "tickets": customers.tickets_query(c.email).count() if c.email else None,
+                "link": customers.list_link(base_url, key) if key else None,
+            }
+        )
+    if args.json:
+        print_json(data, out)
+        return
+    for row in data:
+        row["email"] = row["email"] or f"@{row['domain']}"
+    columns = [("email", "EMAIL/DOMAIN"), ("name", "NAME")]
+    columns += [("organization", "ORGANIZATION"), ("tickets", "TICKETS")]
+    print_table(data, [*columns, ("link", "LINK")], out, empty="no customers")
+
+
+def _import(rows: list[dict[str, str]], now: datetime, out: TextIO) -> None:
+    created = 0
+    for row in rows:
+        _, new = customers.add_customer(
+            now,
+            email=row["email"] or None,
+            domain=row["domain"] or None,
+            name=row["name"],
+            organization=row["organization"],
+        )
+        created += new
+    print(f"{created} customer(s) added, {len(rows) - created} updated", file=out)
+
+
+def _change(args: argparse.Namespace, base_url: str, now: datetime, out: TextIO) -> None:
+    """``add``, ``remove`` or ``rotate-link`` of one address or domain."""
+    email, domain = parse_target(args.address)
+    if args.customers_command == "add":
+        _, new = customers.add_customer(
+            now, email=email, domain=domain, name=args.name, organization=args.organization
+        )
+        print(f"{email or '@' + str(domain)} {'added' if new else 'updated'}", file=out)
+    elif args.customers_command == "remove":
+        if not customers.remove_customer(email or f"@{domain}"):
+            raise UsageError(f"no customer {args.address}")
+        print(f"{email or '@' + str(domain)} removed", file=out)
+    else:  # rotate-link
+        if email is None:
+            raise UsageError("rotate-link takes an email address, not a domain")
+        key = customers.rotate_list_key(email, now)
+        print(customers.list_link(base_url, key), file=out)

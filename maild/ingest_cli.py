@@ -10,21 +10,25 @@ import mailbox
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import Any, TextIO
 
 from maild.app import App
+from maild.cli_env import EX_NOINPUT, EX_OK, EX_TEMPFAIL, CliEnv
 from maild.config import Settings
 from maild.errors import StorageUnavailableError
 from maild.inbound_store import Incoming
 from maild.pipeline import IngestResult, dry_run, ingest_batch
 from maild.wakeup import poke
 
-if TYPE_CHECKING:
-    from maild.cli import CliEnv
+BATCH_MESSAGES = 50  # group commit (SPEC §2.3): files of one run, committed together
+BATCH_BYTES = 8 * 1024 * 1024  # ... bounded by the bytes held in memory
 
-EX_OK = 0
-EX_NOINPUT = 66
-EX_TEMPFAIL = 75
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("ingest", help="ingest raw RFC 5322 files (or stdin) as an MTA pipe would")
+    p.add_argument("files", nargs="*", metavar="FILE")
+    p.add_argument("--dry-run", action="store_true", help="print what would happen, change nothing")
+    p.add_argument("--source", default="ingest", help=argparse.SUPPRESS)
 
 
 def _is_mbox(data: bytes) -> bool:
@@ -62,11 +66,7 @@ def _inputs(files: list[str], err: TextIO) -> Iterator[tuple[str, bytes | None]]
             yield name, data
 
 
-BATCH_MESSAGES = 50  # group commit (SPEC §2.3): files of one run, committed together
-BATCH_BYTES = 8 * 1024 * 1024  # ... bounded by the bytes held in memory
-
-
-def ingest_command(
+def cmd_ingest(
     args: argparse.Namespace, settings: Settings, out: TextIO, err: TextIO, env: CliEnv
 ) -> int:
     try:

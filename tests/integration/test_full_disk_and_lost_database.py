@@ -25,8 +25,8 @@ from imapclient import SEEN
 from maild.storage.models import Inbound
 
 from maild.cli import run_cli
+from maild.cli_env import EX_TEMPFAIL
 from maild.errors import StorageUnavailableError
-from maild.ingest_cli import EX_TEMPFAIL
 from maild.intake.imap import ImapRunner
 from maild.logging import configure_logging
 from maild.pipeline import ingest
