@@ -62,9 +62,18 @@ class DryRunRollbackError(Exception):
 
 @dataclass(frozen=True)
 class ImapPosition:
+    """Where an IMAP message sits in its source. ``generation`` is the lease
+    generation the runner holds (None: no fencing, e.g. recovery at start)."""
+
     source: str
     uidvalidity: int
     uid: int
+    generation: int | None = None
+
+
+class LeaseFencedError(Exception):
+    """The position write of a runner whose lease changed hands: its transaction
+    rolls back and the message is left ``received`` for the current holder."""
 
 
 @dataclass(frozen=True)
@@ -296,7 +305,7 @@ def _process_together(
                             decided[index] = _process_in_transaction(
                                 app, fresh, raw, item.position, app.clock.now()
                             )
-                    except pw.OperationalError:
+                    except (pw.OperationalError, LeaseFencedError):
                         raise
                     except Exception as exc:  # retried alone after the commit
                         log.info("message.batch_fallback", error=f"{type(exc).__name__}: {exc}")
@@ -389,6 +398,8 @@ def process_inbound(
                 # the next pass sees its row.
                 last_error = f"{type(exc).__name__}: {exc}"
                 continue
+            except LeaseFencedError:
+                raise  # not the message's fault: it stays for the lease's holder
             except Exception as exc:  # the per-message boundary: never crash the loop
                 fault = detect_resource_fault(exc)
                 if fault is not None:
@@ -672,9 +683,13 @@ def _safe_dedupe_key(raw: bytes, sha: str) -> str:
 
 def _record_position(position: ImapPosition) -> None:
     """Advance the source's UIDVALIDITY/UID; never touches the lease columns,
-    which another instance may be renewing concurrently."""
+    which another instance may be renewing concurrently. With a ``generation``,
+    only while the lease still has it (else LeaseFencedError: the caller's
+    transaction rolls back, the message stays for the lease's current holder)."""
     state = ImapState.get_or_none(ImapState.source == position.source)
     if state is None:
+        if position.generation is not None:
+            raise LeaseFencedError(f"{position.source}: no lease row")
         ImapState.create(
             source=position.source, uidvalidity=position.uidvalidity, last_uid=position.uid
         )
@@ -683,9 +698,18 @@ def _record_position(position: ImapPosition) -> None:
         last_uid = position.uid
     else:
         last_uid = max(state.last_uid or 0, position.uid)
-    ImapState.update(uidvalidity=position.uidvalidity, last_uid=last_uid).where(
-        ImapState.id == state.id
-    ).execute()
+    where = ImapState.id == state.id
+    if position.generation is not None:
+        # Checked by the UPDATE itself: on PostgreSQL it waits for a concurrent
+        # takeover's commit and then sees the new generation.
+        where &= ImapState.lease_generation == position.generation
+    updated = (
+        ImapState.update(uidvalidity=position.uidvalidity, last_uid=last_uid).where(where).execute()
+    )
+    if not updated and position.generation is not None:
+        raise LeaseFencedError(
+            f"{position.source}: lease generation {position.generation} no longer holds"
+        )
 
 
 def _view(ticket: Ticket) -> TicketView:
@@ -881,6 +905,7 @@ __all__ = [
     "Decision",
     "ImapPosition",
     "IngestResult",
+    "LeaseFencedError",
     "dry_run",
     "ingest",
     "probe_storage",
