@@ -89,6 +89,7 @@ class LeaseShare:
         self._monotonic = monotonic
         self._instances: int | None = None
         self._asked_at: float | None = None
+        self.beyond: set[str] = set()  # sources taken beyond the share (orphans)
 
     def limit(self) -> int | None:
         """This instance's fair share now; None when there is no limit."""
@@ -101,8 +102,10 @@ class LeaseShare:
         return fair_share(self.sources, self._instances)
 
     def held(self) -> int:
-        """How many leases this instance holds (by the database)."""
-        return ImapState.select().where(ImapState.lease_owner == self.owner).count()
+        """How many leases this instance holds within its share (by the database;
+        orphans taken beyond the share do not count)."""
+        count = ImapState.select().where(ImapState.lease_owner == self.owner).count()
+        return count - len(self.beyond)
 
 
 class SourceLease:
@@ -129,7 +132,6 @@ class SourceLease:
         self._renewed_at = 0.0
         self._share_checked_at = 0.0
         self._free_since: float | None = None
-        self._beyond_share = False  # taken as an orphan: kept whatever the share says
         self._waiting_logged = False
 
     # -- taking and keeping ------------------------------------------------------------
@@ -147,10 +149,10 @@ class SourceLease:
             self._log("warning", "imap.lease_lost", owner=self.owner, generation=self.generation)
         if held:
             self._renewed_at = self._monotonic()
+            self._free_since = None
             self._waiting_logged = False
         else:
-            self.generation = None
-            self._beyond_share = False
+            self._not_held()
             if not self._waiting_logged:
                 self._log("info", "imap.lease_waiting", owner=self.owner)
                 self._waiting_logged = True
@@ -189,7 +191,7 @@ class SourceLease:
                 return False
             taken = self._take()
             if taken:
-                self._beyond_share = True
+                self.share.beyond.add(self.source)
                 self._log("info", "imap.lease_orphan_taken", owner=self.owner, share=limit)
             return taken
 
@@ -263,7 +265,7 @@ class SourceLease:
     def hand_over_if_above_share(self) -> bool:
         """Release the lease when this instance holds more than its fair share
         (another instance joined); True when released. Call between batches."""
-        if not self.held or self.share is None or self._beyond_share:
+        if not self.held or self.share is None or self.source in self.share.beyond:
             return False
         now = self._monotonic()
         if now - self._share_checked_at < SHARE_CHECK_SECONDS:
@@ -286,8 +288,8 @@ class SourceLease:
         """Give the lease up (stopping, or handing it over); a failure lets it expire."""
         if not self.held:
             return
-        self.held = False
-        generation, self.generation = self.generation, None
+        generation = self.generation
+        self._not_held()
         try:
             ImapState.update(lease_owner=None, lease_until=None).where(
                 (ImapState.source == self.source)
@@ -308,6 +310,10 @@ class SourceLease:
             generation=self.generation,
             error=str(error),
         )
+        self._not_held()
+
+    def _not_held(self) -> None:
         self.held = False
         self.generation = None
-        self._beyond_share = False
+        if self.share is not None:
+            self.share.beyond.discard(self.source)
