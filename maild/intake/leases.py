@@ -274,8 +274,10 @@ class SourceLease:
         try:
             with self.share.lock:
                 limit = self.share.limit()
+                if limit is None:
+                    return False
                 held = self.share.held()
-                if limit is None or held <= limit:
+                if held <= limit:
                     return False
                 self.release()
         except DATABASE_ERRORS as exc:
