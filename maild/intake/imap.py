@@ -232,6 +232,7 @@ class ImapRunner:
         self._swept = False  # leftovers of an earlier run finished on this connection
         self._known_folders: set[str] = set()
         self._failing = False
+        self._exists_at_select: int | None = None  # EXISTS answered by the pass's SELECT
         self._reauthenticate_at: datetime | None = None  # XOAUTH2: the token's end, less a margin
         self._state(SOURCE_STARTING)
 
@@ -248,8 +249,8 @@ class ImapRunner:
                 try:
                     # Mail that arrived while a pass worked was announced (EXISTS) in
                     # the answers to its commands, which IDLE never repeats: pass again
-                    # until one finds nothing, then IDLE.
-                    while self.run_once() and not self.stop_event.is_set():
+                    # until one finds nothing and heard of nothing new, then IDLE.
+                    while (self.run_once() or self._announced()) and not self.stop_event.is_set():
                         pass
                     if not self.holds_lease:
                         self._wait(min(self.source.poll_seconds, STANDBY_RETRY_SECONDS))
@@ -291,7 +292,9 @@ class ImapRunner:
             self._state(SOURCE_STANDBY)
             return 0
         client = self._connect()
-        uidvalidity = int(client.select_folder(self.source.folder)[b"UIDVALIDITY"])
+        selected = client.select_folder(self.source.folder)
+        uidvalidity = int(selected[b"UIDVALIDITY"])
+        self._exists_at_select = int(selected.get(b"EXISTS", 0))
         last_uid = self._position(uidvalidity)
         if not self._swept:
             self._sweep(client, uidvalidity, last_uid)
@@ -306,6 +309,19 @@ class ImapRunner:
                 break
             processed += self._process_batch(client, uidvalidity, batch)
         return processed
+
+    def _announced(self) -> bool:
+        """Whether the server announced more messages during the last pass than its
+        SELECT counted: one that arrived just as a SEARCH found nothing. imaplib
+        keeps such untagged EXISTS aside (the next SELECT clears them)."""
+        exists, self._exists_at_select = self._exists_at_select, None
+        imap = getattr(self._client, "_imap", None)
+        if exists is None or imap is None:
+            return False
+        try:
+            return max(int(value) for value in imap.untagged_responses.get("EXISTS", [0])) > exists
+        except (TypeError, ValueError):
+            return False
 
     def wait_for_mail(self) -> bool:
         """Wait until new mail is signalled (True), or poll time, lease loss or stop (False).
