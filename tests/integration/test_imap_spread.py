@@ -47,9 +47,7 @@ password_file = "{password_file}"
 folder = "{folder}"
 processed_folder = "Processados"
 idle = true
-# A pass at least this often: a mail announced in the answer to the SEARCH of a
-# pass that found nothing is not announced again in IDLE (a runner race of its own).
-poll_seconds = 3
+poll_seconds = 10  # IDLE tells at once; a pass at least this often all the same
 """
         for folder in FOLDERS
     )
