@@ -5,9 +5,11 @@ counts it; tests/integration/test_imap_spread.py runs real instances)."""
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 import pytest
+from maild.storage.db import open_database
 from maild.storage.models import INBOUND_RECEIVED, ImapState, Inbound, Ticket
 
 from maild.app import App
@@ -18,7 +20,9 @@ from maild.intake.leases import (
     LeaseShare,
     SourceLease,
 )
+from maild.liveness import Liveness
 from maild.pipeline import ImapPosition, LeaseFencedError, ingest
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -175,3 +179,39 @@ def test_a_stale_generation_moves_no_position_and_decides_nothing(app_any_db: Ap
     # Without a generation (recovery at start) there is no fencing.
     ingest(app_any_db, raw_mail(4), "imap:suporte", ImapPosition("suporte", 7, 3))
     assert ImapState.get().last_uid == 3
+
+
+def test_live_imap_instances_are_counted_per_deployment(database_url: str) -> None:
+    """On PostgreSQL: the instances holding the shared lock of this schema, not
+    those without IMAP sources, nor another deployment's (another schema)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("one host on SQLite: no count")
+    other_schema = f"t_{secrets.token_hex(6)}"
+    admin = open_database(database_url)
+    admin.execute_sql(f'CREATE SCHEMA "{other_schema}"')
+    db = open_database(database_url)
+    other_db = open_database(database_url.rsplit("%3D", 1)[0] + f"%3D{other_schema}")
+    made = [
+        Liveness(db, "host-a:101", imap=True),
+        Liveness(db, "host-b:202", imap=True),
+        Liveness(db, "host-c:303"),  # no [[imap]]: not counted
+        Liveness(other_db, "host-d:404", imap=True),  # another deployment
+    ]
+    try:
+        for liveness in made:
+            liveness.start()
+        first, second, plain, other = made
+        assert first.imap_instances() == 2
+        assert second.imap_instances() == 2
+        assert plain.imap_instances() is None
+        assert other.imap_instances() == 1
+
+        second.close()  # as the server does when the instance dies
+        wait_for(lambda: first.imap_instances() == 1, 5, "the dead instance to go uncounted")
+    finally:
+        for liveness in made:
+            liveness.close()
+        db.close()
+        other_db.close()
+        admin.execute_sql(f'DROP SCHEMA "{other_schema}" CASCADE')
+        admin.close()
