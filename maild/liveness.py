@@ -158,6 +158,8 @@ class Liveness:
                     return max(1, int(cur.fetchone()[0]))
             except Exception as exc:  # check() reconnects on the next round
                 log.warning("liveness.count_failed", error=str(exc))
+                with contextlib.suppress(Exception):  # its locks must go with it
+                    self._conn.close()
                 self._conn = None
                 return None
 
