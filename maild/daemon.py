@@ -29,6 +29,7 @@ from maild.app import App, build_app
 from maild.clock import Clock
 from maild.config import ConfigError, Settings, load_settings
 from maild.intake.imap import DefaultImapConnector, ImapRunner
+from maild.intake.leases import LeaseShare
 from maild.intake.lmtp import start_listener
 from maild.liveness import Liveness, same_host_owner_alive
 from maild.notify import Notifier, watchdog_interval
@@ -56,7 +57,7 @@ SCHEDULER_MIN_SLEEP = 5.0
 SCHEDULER_SETTLE_SECONDS = 2.0  # after a wake-up: let a burst of mail settle first
 STORAGE_RETRY_SECONDS = 5.0  # stored messages a resource fault interrupted are retried
 # How often a live instance looks for dead ones' outbox claims and IMAP leases. With
-# the IMAP standby retry (intake.imap.STANDBY_RETRY_SECONDS) this keeps a takeover
+# the IMAP standby retry (intake.leases.STANDBY_RETRY_SECONDS) this keeps a takeover
 # inside SPEC §10's 10 s.
 LIVENESS_SECONDS = 3.0
 
@@ -95,7 +96,7 @@ class Daemon:
             OutboxSender(app, make_transport(app), owner=self.owner) for _ in range(count)
         ]
         self._sender = self._senders[0]
-        self.liveness = Liveness(app.db, self.owner)
+        self.liveness = Liveness(app.db, self.owner, imap=bool(app.settings.imap))
         self.wakeup = WakeListener(app.db, app.settings.daemon.data_dir, self.wake_sender)
         app.outbox_listeners.append(self.wake_sender)
 
@@ -148,6 +149,8 @@ class Daemon:
 
         # A connect or fetch in progress must not hold SIGTERM past the 10 s budget.
         connector = DefaultImapConnector(timeout=IMAP_TIMEOUT_SECONDS, tokens=self.app.oauth)
+        # The sources spread across the live instances (SPEC §10).
+        share = LeaseShare(self.owner, len(self.app.settings.imap), self.liveness.imap_instances)
         for source in self.app.settings.imap:
             runner = ImapRunner(
                 self.app,
@@ -156,6 +159,7 @@ class Daemon:
                 owner=self.owner,
                 stop_event=self.stop_event,
                 on_ingested=self.on_ingested,
+                share=share,
             )
             thread = self.app.thread(runner.run, name=f"imap-{source.name}")
             thread.start()

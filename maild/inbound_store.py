@@ -18,11 +18,14 @@ from maild.storage_health import storage_unavailable
 
 @dataclass(frozen=True)
 class ImapPosition:
-    """Where a message came from in an IMAP source; recorded with its outcome."""
+    """Where a message came from in an IMAP source; recorded with its outcome.
+    ``generation`` is the lease generation the runner holds (None: no fencing,
+    e.g. recovery at start)."""
 
     source: str
     uidvalidity: int
     uid: int
+    generation: int | None = None
 
 
 @dataclass(frozen=True)

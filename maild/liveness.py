@@ -10,6 +10,11 @@ owner, on a connection of its own for as long as it runs; the server drops the
 lock the moment that connection dies, with the process or its host. Another
 instance asks "is X alive?" by trying X's lock: taking it means nobody holds it.
 On SQLite (one host by design) an owner is alive when its process is.
+
+An instance that works IMAP sources also holds a *shared* advisory lock common to
+all of them (keyed by the schema, so two deployments in one database stay apart);
+the number of its holders in ``pg_locks`` is the number of live IMAP instances,
+from which each computes its fair share of the sources (``maild.intake.leases``).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import contextlib
 import os
 import socket
 import threading
+import zlib
 from typing import Any
 
 import peewee as pw
@@ -29,6 +35,15 @@ from maild.storage.db import is_postgres
 log = structlog.get_logger("maild.liveness")
 
 LOCK_NAMESPACE = "maild-instance:"
+# First key of the shared "works IMAP sources" lock (two-key form: it shows in
+# pg_locks as classid, with the schema's key as objid). "mail" in ASCII.
+IMAP_MEMBERS_KEY = 0x6D61696C
+COUNT_IMAP_MEMBERS = """
+SELECT count(*) FROM pg_locks
+WHERE locktype = 'advisory' AND granted AND mode = 'ShareLock'
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND classid = %s AND objid = %s AND objsubid = 2
+"""
 
 
 def pid_alive(pid: int) -> bool:
@@ -56,9 +71,11 @@ def same_host_owner_alive(owner: str) -> bool:
 class Liveness:
     """This instance's mark of life, and the test of another's."""
 
-    def __init__(self, db: pw.Database, owner: str) -> None:
+    def __init__(self, db: pw.Database, owner: str, *, imap: bool = False) -> None:
         self.db = db
         self.owner = owner
+        self.imap = imap  # counted among the instances that share the IMAP sources
+        self._members_key: int | None = None
         self._conn: Any = None
         self._lock = threading.Lock()
 
@@ -127,6 +144,25 @@ class Liveness:
                 self._conn = None
                 return True
 
+    def imap_instances(self) -> int | None:
+        """How many live instances work IMAP sources (this one included); None on
+        SQLite, for an instance that does not, or when it cannot be told."""
+        if not self.shared or not self.imap:
+            return None
+        with self._lock:
+            if self._conn is None or self._members_key is None:
+                return None
+            try:
+                with self._conn.cursor() as cur:
+                    cur.execute(COUNT_IMAP_MEMBERS, (IMAP_MEMBERS_KEY, self._members_key))
+                    return max(1, int(cur.fetchone()[0]))
+            except Exception as exc:  # check() reconnects on the next round
+                log.warning("liveness.count_failed", error=str(exc))
+                with contextlib.suppress(Exception):  # its locks must go with it
+                    self._conn.close()
+                self._conn = None
+                return None
+
     def _connect(self) -> None:
         params = dict(self.db.connect_params)
         conn = psycopg2.connect(dbname=self.db.database, **params)
@@ -139,6 +175,11 @@ class Liveness:
             if not cur.fetchone()[0]:
                 conn.close()
                 raise RuntimeError(f"another process holds instance lock {self.owner!r}")
+            if self.imap:
+                cur.execute("SELECT coalesce(current_schema(), '')")
+                key = zlib.crc32(str(cur.fetchone()[0]).encode()) & 0x7FFFFFFF
+                cur.execute("SELECT pg_advisory_lock_shared(%s, %s)", (IMAP_MEMBERS_KEY, key))
+                self._members_key = key
         self._conn = conn
 
 

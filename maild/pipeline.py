@@ -61,6 +61,11 @@ class DryRunRollbackError(Exception):
     """Raised inside a dry-run transaction to undo everything it did."""
 
 
+class LeaseFencedError(Exception):
+    """The position write of a runner whose lease changed hands: its transaction
+    rolls back and the message is left ``received`` for the current holder."""
+
+
 @dataclass(frozen=True)
 class IngestResult:
     outcome: str
@@ -157,7 +162,7 @@ def _process_together(
                     try:
                         with app.db.atomic():  # a savepoint: this message alone rolls back
                             decided[index] = _process_fresh(app, inbound, raw, item.position)
-                    except pw.OperationalError:
+                    except (pw.OperationalError, LeaseFencedError):
                         raise
                     except Exception as exc:  # retried alone after the commit
                         log.info("message.batch_fallback", error=f"{type(exc).__name__}: {exc}")
@@ -236,6 +241,8 @@ def process_inbound(
                 # A concurrent writer took the same dedupe key or number: try again,
                 # the next pass sees its row.
                 last_error = f"{type(exc).__name__}: {exc}"
+            except LeaseFencedError:
+                raise  # not the message's fault: it stays for the lease's holder
             except Exception as exc:  # the per-message boundary: never crash the loop
                 _raise_if_resource_fault(app, inbound, exc)
                 last_error = "".join(traceback.format_exception_only(type(exc), exc)).strip()
@@ -381,9 +388,13 @@ def _safe_dedupe_key(raw: bytes, sha: str) -> str:
 
 def record_position(position: ImapPosition) -> None:
     """Advance the source's UIDVALIDITY/UID; never touches the lease columns,
-    which another instance may be renewing concurrently."""
+    which another instance may be renewing concurrently. With a ``generation``,
+    only while the lease still has it (else LeaseFencedError: the caller's
+    transaction rolls back, the message stays for the lease's current holder)."""
     state = ImapState.get_or_none(ImapState.source == position.source)
     if state is None:
+        if position.generation is not None:
+            raise LeaseFencedError(f"{position.source}: no lease row")
         ImapState.create(
             source=position.source, uidvalidity=position.uidvalidity, last_uid=position.uid
         )
@@ -392,9 +403,18 @@ def record_position(position: ImapPosition) -> None:
         last_uid = position.uid
     else:
         last_uid = max(state.last_uid or 0, position.uid)
-    ImapState.update(uidvalidity=position.uidvalidity, last_uid=last_uid).where(
-        ImapState.id == state.id
-    ).execute()
+    where = ImapState.id == state.id
+    if position.generation is not None:
+        # Checked by the UPDATE itself: on PostgreSQL it waits for a concurrent
+        # takeover's commit and then sees the new generation.
+        where &= ImapState.lease_generation == position.generation
+    updated = (
+        ImapState.update(uidvalidity=position.uidvalidity, last_uid=last_uid).where(where).execute()
+    )
+    if not updated and position.generation is not None:
+        raise LeaseFencedError(
+            f"{position.source}: lease generation {position.generation} no longer holds"
+        )
 
 
 def result_of(inbound: Inbound) -> IngestResult:

@@ -17,11 +17,13 @@ from maild.storage.models import (
     BlobChunk,
     Customer,
     CustomerLink,
+    ImapState,
     OAuthToken,
     SchedulerMark,
     SchemaVersion,
     Ticket,
 )
+from playhouse import migrate as schema
 
 
 def _v1_initial(db: pw.Database) -> None:
@@ -77,6 +79,17 @@ def _v6_oauth(db: pw.Database) -> None:
     db.create_tables([OAuthToken], safe=True)
 
 
+def _v7_lease_generation(db: pw.Database) -> None:
+    # IMAP leases fence position writes by generation (SPEC §10).
+    table = ImapState._meta.table_name
+    if "lease_generation" in {c.name for c in db.get_columns(table)}:
+        return
+    migrator = schema.SchemaMigrator.from_database(db)
+    schema.migrate(
+        migrator.add_column(table, "lease_generation", ImapState._meta.fields["lease_generation"])
+    )
+
+
 MIGRATIONS: list[Callable[[pw.Database], None]] = [
     _v1_initial,
     _v2_ticket_lookup_indexes,
@@ -84,6 +97,7 @@ MIGRATIONS: list[Callable[[pw.Database], None]] = [
     _v4_scheduler,
     _v5_customers,
     _v6_oauth,
+    _v7_lease_generation,
 ]
 LATEST = len(MIGRATIONS)
 

@@ -266,6 +266,9 @@ class ImapState(BaseModel):
     last_uid = pw.BigIntegerField(default=0)
     lease_owner = pw.CharField(max_length=128, null=True)
     lease_until = pw.DateTimeField(null=True)
+    # Bumped each time the lease changes hands: a position write carrying an older
+    # generation comes from an instance that lost the lease, and is refused.
+    lease_generation = pw.BigIntegerField(default=0)
 
 
 class RateWindowNotice(BaseModel):

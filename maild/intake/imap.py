@@ -12,7 +12,8 @@ polls; a pass runs at least every ``poll_seconds`` either way. Failures are logg
 per outage and retried with exponential backoff and jitter; nothing raises out of
 :meth:`ImapRunner.run`. All sleeping goes through ``stop_event.wait`` so a stop is
 immediate. Several daemons may share a database: a lease in ``ImapState`` lets one
-instance at a time work a source (SPEC §10).
+instance at a time work a source, and sources spread across the live instances
+(SPEC §10; see ``maild.intake.leases``).
 """
 
 from __future__ import annotations
@@ -26,10 +27,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, Protocol
 
-import peewee as pw
 import structlog
 from imapclient import DELETED, SEEN, IMAPClient
 from imapclient.exceptions import IMAPClientError
@@ -39,6 +39,12 @@ from maild.config import ImapSource
 from maild.errors import StorageUnavailableError, TransientError
 from maild.faults import DATABASE_ERRORS
 from maild.inbound_store import ImapPosition, Incoming
+from maild.intake.leases import (
+    SHARE_CHECK_SECONDS,
+    STANDBY_RETRY_SECONDS,
+    LeaseShare,
+    SourceLease,
+)
 from maild.metrics import (
     SOURCE_CONNECTED,
     SOURCE_FAILING,
@@ -48,9 +54,9 @@ from maild.metrics import (
     SOURCE_STOPPED,
 )
 from maild.oauth import NeedsAuthorizationError, OAuthTokens
-from maild.pipeline import IngestResult, ingest_batch
+from maild.pipeline import IngestResult, LeaseFencedError, ingest_batch
 from maild.policy.types import QUARANTINED
-from maild.storage.models import INBOUND_RECEIVED, ImapState, Inbound, to_storage
+from maild.storage.models import INBOUND_RECEIVED, ImapState, Inbound
 
 __all__ = [
     "Backoff",
@@ -65,11 +71,6 @@ log = structlog.get_logger("maild.imap")
 
 BATCH_SIZE = 50  # UIDs per FETCH round of sizes and flags
 FETCH_BYTES_BUDGET = 8 * 1024 * 1024  # bodies fetched per round trip, to bound memory
-LEASE_SECONDS = 90  # SPEC §10: a lease not renewed within this long is free
-LEASE_RENEW_SECONDS = 30  # renew well inside LEASE_SECONDS
-# A standby instance asks for the lease this often: with the daemon's liveness pass
-# freeing a dead holder's lease (maild.liveness), a takeover stays inside 10 s.
-STANDBY_RETRY_SECONDS = 3.0
 IDLE_RENEW_SECONDS = 25 * 60  # RFC 2177: servers may drop an IDLE after 29 minutes
 IDLE_CHECK_SECONDS = 1.0  # longest single idle_check, so a stop is seen within a second
 BACKOFF_BASE_SECONDS = 1.0
@@ -217,6 +218,7 @@ class ImapRunner:
         batch_size: int = BATCH_SIZE,
         backoff_base: float = BACKOFF_BASE_SECONDS,
         backoff_cap: float = BACKOFF_CAP_SECONDS,
+        share: LeaseShare | None = None,
     ) -> None:
         self.app = app
         self.source = source
@@ -226,15 +228,18 @@ class ImapRunner:
         self.on_ingested = on_ingested
         self.batch_size = batch_size
         self.backoff = Backoff(rng or random.Random(), backoff_base, backoff_cap)
-        self.holds_lease = False
+        self.lease = SourceLease(app, source.name, owner, share, self._log)
         self._client: IMAPClient | None = None
         self._swept = False  # leftovers of an earlier run finished on this connection
         self._known_folders: set[str] = set()
-        self._lease_renewed_at = 0.0
         self._failing = False
-        self._waiting_logged = False
+        self._exists_at_select: int | None = None  # EXISTS answered by the pass's SELECT
         self._reauthenticate_at: datetime | None = None  # XOAUTH2: the token's end, less a margin
         self._state(SOURCE_STARTING)
+
+    @property
+    def holds_lease(self) -> bool:
+        return self.lease.held
 
     # -- the loop ----------------------------------------------------------------------
 
@@ -245,8 +250,8 @@ class ImapRunner:
                 try:
                     # Mail that arrived while a pass worked was announced (EXISTS) in
                     # the answers to its commands, which IDLE never repeats: pass again
-                    # until one finds nothing, then IDLE.
-                    while self.run_once() and not self.stop_event.is_set():
+                    # until one finds nothing and heard of nothing new, then IDLE.
+                    while (self.run_once() or self._announced()) and not self.stop_event.is_set():
                         pass
                     if not self.holds_lease:
                         self._wait(min(self.source.poll_seconds, STANDBY_RETRY_SECONDS))
@@ -263,6 +268,12 @@ class ImapRunner:
                     self._needs_authorization(exc)
                     self._disconnect("needs_authorization", graceful=False)
                     self._wait(self.source.poll_seconds)
+                except LeaseFencedError as exc:
+                    # Another instance holds the source now; what we had in hand
+                    # rolled back and is left to it.
+                    self.lease.fenced(exc)
+                    self._disconnect("lease_fenced")
+                    self._state(SOURCE_STANDBY)
                 except StorageUnavailableError as exc:
                     # The message in hand stays unflagged on the server; keep the connection.
                     self._failed(exc, "storage")
@@ -282,7 +293,9 @@ class ImapRunner:
             self._state(SOURCE_STANDBY)
             return 0
         client = self._connect()
-        uidvalidity = int(client.select_folder(self.source.folder)[b"UIDVALIDITY"])
+        selected = client.select_folder(self.source.folder)
+        uidvalidity = int(selected[b"UIDVALIDITY"])
+        self._exists_at_select = int(selected.get(b"EXISTS", 0))
         last_uid = self._position(uidvalidity)
         if not self._swept:
             self._sweep(client, uidvalidity, last_uid)
@@ -291,10 +304,25 @@ class ImapRunner:
         uids = sorted(uid for uid in found if uid > last_uid)  # "n:*" always matches the last
         processed = 0
         for batch in _chunks(uids, self.batch_size):
-            if self.stop_event.is_set() or not self._renew_lease():
+            if self.stop_event.is_set() or self.lease.hand_over_if_above_share():
+                break  # handed over: the next pass finds the lease not held
+            if not self._renew_lease():
                 break
             processed += self._process_batch(client, uidvalidity, batch)
         return processed
+
+    def _announced(self) -> bool:
+        """Whether the server announced more messages during the last pass than its
+        SELECT counted: one that arrived just as a SEARCH found nothing. imaplib
+        keeps such untagged EXISTS aside (the next SELECT clears them)."""
+        exists, self._exists_at_select = self._exists_at_select, None
+        imap = getattr(self._client, "_imap", None)
+        if exists is None or imap is None:
+            return False
+        try:
+            return max(int(value) for value in imap.untagged_responses.get("EXISTS", [0])) > exists
+        except (TypeError, ValueError):
+            return False
 
     def wait_for_mail(self) -> bool:
         """Wait until new mail is signalled (True), or poll time, lease loss or stop (False).
@@ -309,7 +337,7 @@ class ImapRunner:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or not self._keep_lease() or self._token_due():
                     break
-                self._wait(min(remaining, LEASE_RENEW_SECONDS))
+                self._wait(min(remaining, SHARE_CHECK_SECONDS))
             return False
         return self._idle(client, min(deadline, time.monotonic() + IDLE_RENEW_SECONDS))
 
@@ -351,7 +379,7 @@ class ImapRunner:
             for uid in present:
                 if self.stop_event.is_set():
                     break  # what is in hand is finished; the rest waits for next time
-                position = ImapPosition(self.source.name, uidvalidity, uid)
+                position = ImapPosition(self.source.name, uidvalidity, uid, self.lease.generation)
                 if uid in oversize:
                     head = headers.get(uid, {}).get(ITEM_HEADER)
                     if head is None:
@@ -481,79 +509,35 @@ class ImapRunner:
                     new=uidvalidity,
                     last_uid=state.last_uid,
                 )
-            ImapState.update(uidvalidity=uidvalidity, last_uid=0).where(
-                ImapState.source == self.source.name
-            ).execute()
+            updated = (
+                ImapState.update(uidvalidity=uidvalidity, last_uid=0)
+                .where(
+                    (ImapState.source == self.source.name)
+                    & (ImapState.lease_generation == self.lease.generation)
+                )
+                .execute()
+            )
+            if not updated:
+                raise LeaseFencedError(f"{self.source.name}: lease changed hands")
             self._swept = True  # nothing below UID 0 to finish
             return 0
         except DATABASE_ERRORS as exc:
             raise StorageUnavailableError(f"database: {exc}") from exc
 
-    # -- lease (SPEC §10) --------------------------------------------------------------
+    # -- lease (SPEC §10; maild.intake.leases) --------------------------------------
 
     def _renew_lease(self) -> bool:
         """Take or extend the lease if free, expired or ours; True when we hold it."""
-        now = to_storage(self.app.clock.now())
-        until = now + timedelta(seconds=LEASE_SECONDS)
-        name = self.source.name
-        try:
-            with self.app.db.atomic():
-                taken = (
-                    ImapState.update(lease_owner=self.owner, lease_until=until)
-                    .where(
-                        (ImapState.source == name)
-                        & (
-                            ImapState.lease_owner.is_null()
-                            | (ImapState.lease_owner == self.owner)
-                            | ImapState.lease_until.is_null()
-                            | (ImapState.lease_until < now)
-                        )
-                    )
-                    .execute()
-                )
-            if not taken and not ImapState.select().where(ImapState.source == name).exists():
-                try:
-                    with self.app.db.atomic():
-                        ImapState.create(
-                            source=name, last_uid=0, lease_owner=self.owner, lease_until=until
-                        )
-                    taken = 1
-                except pw.IntegrityError:
-                    taken = 0  # another instance created it first; its lease stands
-        except DATABASE_ERRORS as exc:
-            raise StorageUnavailableError(f"database: {exc}") from exc
-        held = bool(taken)
-        if held and not self.holds_lease:
-            self._log("info", "imap.lease_acquired", owner=self.owner)
-        elif not held and self.holds_lease:
-            self._log("warning", "imap.lease_lost", owner=self.owner)
-        if held:
-            self._lease_renewed_at = time.monotonic()
-            self._waiting_logged = False
-        elif not self._waiting_logged:
-            self._log("info", "imap.lease_waiting", owner=self.owner)
-            self._waiting_logged = True
-        self.holds_lease = held
-        return held
+        return self.lease.renew()
 
     def _keep_lease(self) -> bool:
-        """Renew the lease when due; False once it is lost."""
-        if time.monotonic() - self._lease_renewed_at < LEASE_RENEW_SECONDS:
-            return self.holds_lease
-        return self._renew_lease()
+        """Renew the lease when due; False once it is lost or handed over."""
+        if self.lease.hand_over_if_above_share():
+            return False
+        return self.lease.keep()
 
     def _release_lease(self) -> None:
-        if not self.holds_lease:
-            return
-        self.holds_lease = False
-        try:
-            ImapState.update(lease_owner=None, lease_until=None).where(
-                (ImapState.source == self.source.name) & (ImapState.lease_owner == self.owner)
-            ).execute()
-        except DATABASE_ERRORS as exc:  # it expires by itself
-            self._log("warning", "imap.lease_release_failed", error=repr(exc))
-            return
-        self._log("info", "imap.lease_released", owner=self.owner)
+        self.lease.release()
 
     # -- connection --------------------------------------------------------------------
 
