@@ -172,21 +172,27 @@ def for_update(
     return query.for_update("FOR UPDATE SKIP LOCKED" if skip_locked else True)
 
 
+# Lock names are qualified by the schema: two desks (or two test runs) in their own
+# schemas of one database never wait on each other's locks.
+_LOCK_KEY = "hashtextextended(coalesce(current_schema(), '') || ':' || %s, 0)"
+
+
 def advisory_xact_lock(db: peewee.Database, name: str) -> None:
     """Hold a named lock until the transaction ends (PostgreSQL); SQLite's
     IMMEDIATE transactions already serialize, so there is nothing to do there."""
     if is_postgres(db):
-        db.execute_sql("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (name,))
+        db.execute_sql(f"SELECT pg_advisory_xact_lock({_LOCK_KEY})", (name,))
 
 
-def try_advisory_lock(db: peewee.Database, key: int) -> bool:
-    """Take a session lock if it is free (PostgreSQL); always True on SQLite (one host)."""
+def try_advisory_lock(db: peewee.Database, name: str) -> bool:
+    """Take a named session lock if it is free (PostgreSQL); always True on SQLite
+    (one host)."""
     if not is_postgres(db):
         return True
-    row = db.execute_sql("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+    row = db.execute_sql(f"SELECT pg_try_advisory_lock({_LOCK_KEY})", (name,)).fetchone()
     return bool(row and row[0])
 
 
-def advisory_unlock(db: peewee.Database, key: int) -> None:
+def advisory_unlock(db: peewee.Database, name: str) -> None:
     if is_postgres(db):
-        db.execute_sql("SELECT pg_advisory_unlock(%s)", (key,))
+        db.execute_sql(f"SELECT pg_advisory_unlock({_LOCK_KEY})", (name,))

@@ -40,8 +40,8 @@ from maild.storage.models import (
 
 log = structlog.get_logger("maild.scheduler")
 
-# pg_try_advisory_lock key of the scheduler pass ("maild" "sch" in hex, any constant).
-ADVISORY_LOCK_KEY = 0x6D61696C64736368
+# The scheduler pass's lock (storage.db.try_advisory_lock: per schema).
+ADVISORY_LOCK_NAME = "maild:scheduler"
 HOUSEKEEPING_EVERY = timedelta(hours=1)
 MARK_RETENTION = timedelta(days=8)  # digest and housekeeping marks: a week is plenty
 AUTO_MAIL_WINDOW = timedelta(hours=1)  # the per-recipient cap and rate windows count one hour
@@ -373,8 +373,8 @@ def _run_housekeeping(app: App, now: datetime, result: TickResult) -> None:
 
 
 def _try_lock(db: pw.Database) -> bool:
-    return try_advisory_lock(db, ADVISORY_LOCK_KEY)
+    return try_advisory_lock(db, ADVISORY_LOCK_NAME)
 
 
 def _unlock(db: pw.Database) -> None:
-    advisory_unlock(db, ADVISORY_LOCK_KEY)
+    advisory_unlock(db, ADVISORY_LOCK_NAME)
