@@ -28,7 +28,8 @@ from maild.agents import agent_trust_warning
 from maild.app import App, build_app
 from maild.clock import Clock
 from maild.config import ConfigError, Settings, load_settings
-from maild.intake.imap import DefaultImapConnector, ImapRunner
+from maild.intake.imap import ImapRunner
+from maild.intake.imap_client import DefaultImapConnector
 from maild.intake.leases import LeaseShare
 from maild.intake.lmtp import start_listener
 from maild.liveness import Liveness, same_host_owner_alive

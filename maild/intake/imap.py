@@ -19,16 +19,12 @@ instance at a time work a source, and sources spread across the live instances
 from __future__ import annotations
 
 import contextlib
-import os
 import random
-import socket
-import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import structlog
 from imapclient import DELETED, SEEN, IMAPClient
@@ -36,9 +32,32 @@ from imapclient.exceptions import IMAPClientError
 
 from maild.app import App
 from maild.config import ImapSource
-from maild.errors import StorageUnavailableError, TransientError
+from maild.errors import StorageUnavailableError
 from maild.faults import DATABASE_ERRORS
 from maild.inbound_store import ImapPosition, Incoming
+from maild.intake.imap_client import (
+    BACKOFF_BASE_SECONDS,
+    BACKOFF_CAP_SECONDS,
+    CAP_IDLE,
+    CAP_MOVE,
+    CAP_UIDPLUS,
+    CONNECTION_ERRORS,
+    FETCH_BYTES_BUDGET,
+    FETCH_HEADER,
+    FETCH_META,
+    ITEM_HEADER,
+    ITEM_SIZE,
+    RESP_BYE,
+    RESP_EXISTS,
+    RESP_RECENT,
+    Backoff,
+    BodyReader,
+    DefaultImapConnector,
+    ImapConnectionLostError,
+    ImapConnector,
+    chunks,
+    is_response,
+)
 from maild.intake.leases import (
     SHARE_CHECK_SECONDS,
     STANDBY_RETRY_SECONDS,
@@ -53,153 +72,18 @@ from maild.metrics import (
     SOURCE_STARTING,
     SOURCE_STOPPED,
 )
-from maild.oauth import NeedsAuthorizationError, OAuthTokens
+from maild.oauth import NeedsAuthorizationError
 from maild.pipeline import IngestResult, LeaseFencedError, ingest_batch
 from maild.policy.types import QUARANTINED
 from maild.storage.models import INBOUND_RECEIVED, ImapState, Inbound
 
-__all__ = [
-    "Backoff",
-    "DefaultImapConnector",
-    "ImapConnectionLostError",
-    "ImapConnector",
-    "ImapRunner",
-    "default_owner",
-]
+__all__ = ["ImapRunner"]
 
 log = structlog.get_logger("maild.imap")
 
 BATCH_SIZE = 50  # UIDs per FETCH round of sizes and flags
-FETCH_BYTES_BUDGET = 8 * 1024 * 1024  # bodies fetched per round trip, to bound memory
 IDLE_RENEW_SECONDS = 25 * 60  # RFC 2177: servers may drop an IDLE after 29 minutes
 IDLE_CHECK_SECONDS = 1.0  # longest single idle_check, so a stop is seen within a second
-BACKOFF_BASE_SECONDS = 1.0
-BACKOFF_CAP_SECONDS = 60.0
-DEFAULT_TIMEOUT_SECONDS = 30.0
-
-# Capabilities and FETCH items, as the protocol spells them.
-CAP_IDLE = "IDLE"
-CAP_MOVE = "MOVE"
-CAP_STARTTLS = "STARTTLS"
-CAP_UIDPLUS = "UIDPLUS"
-ITEM_SIZE = b"RFC822.SIZE"
-ITEM_BODY = b"BODY[]"
-ITEM_HEADER = b"BODY[HEADER]"
-FETCH_META = ["RFC822.SIZE", "FLAGS"]
-FETCH_BODY = ["BODY.PEEK[]"]
-FETCH_HEADER = ["BODY.PEEK[HEADER]"]
-RESP_EXISTS = b"EXISTS"
-RESP_RECENT = b"RECENT"
-RESP_BYE = b"BYE"
-
-# What a lost connection, a refused login or a dead server looks like to imapclient.
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,  # refused, reset, timeouts (socket.timeout), ssl.SSLError
-    IMAPClientError,  # imaplib's error/abort, LoginError, protocol errors
-    TransientError,
-)
-
-
-class ImapConnectionLostError(TransientError):
-    """The server said BYE or the connection ended; reconnect later."""
-
-
-class ImapSecurityError(TransientError):
-    """TLS was required but could not be established; never fall back to plaintext."""
-
-
-class ImapConnector(Protocol):
-    """Builds a logged-in client for one source (tests inject their own)."""
-
-    def connect(self, source: ImapSource) -> IMAPClient: ...
-
-
-@dataclass(frozen=True)
-class DefaultImapConnector:
-    """Connects with imapclient: implicit TLS, STARTTLS, or plaintext only when asked.
-    Logs in with the password, or with XOAUTH2 and an access token from ``tokens``."""
-
-    timeout: float = DEFAULT_TIMEOUT_SECONDS
-    ssl_context: ssl.SSLContext | None = None
-    tokens: OAuthTokens | None = None
-
-    def connect(self, source: ImapSource) -> IMAPClient:
-        context = self.ssl_context or ssl.create_default_context()
-        client = IMAPClient(
-            source.host,
-            port=source.port,
-            ssl=source.security == "tls",
-            ssl_context=context if source.security == "tls" else None,
-            timeout=self.timeout,
-        )
-        try:
-            if source.security == "starttls":
-                if not client.has_capability(CAP_STARTTLS):
-                    raise ImapSecurityError(f"{source.host}:{source.port} does not offer STARTTLS")
-                client.starttls(context)  # raises on failure: no plaintext fallback
-            if source.auth == "xoauth2":
-                self._oauth2_login(client, source)
-            else:
-                client.login(source.username, source.password)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                client.shutdown()
-            raise
-        return client
-
-    def _oauth2_login(self, client: IMAPClient, source: ImapSource) -> None:
-        if self.tokens is None or source.oauth is None:
-            raise NeedsAuthorizationError(f"{source.name}: no OAuth2 token store configured")
-        token = self.tokens.access_token(source.name, source.oauth)
-        try:
-            client.oauth2_login(source.username, token)
-        except IMAPClientError:
-            # Refused although unexpired (revoked early, or another client's): refresh
-            # before the next try; a refused refresh then asks for authorization.
-            self.tokens.discard_access_token(source.name)
-            raise
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with jitter: about 1 s, 2 s, 4 s ... at most ``cap``."""
-
-    rng: random.Random = field(default_factory=random.Random)
-    base: float = BACKOFF_BASE_SECONDS
-    cap: float = BACKOFF_CAP_SECONDS
-    failures: int = 0
-
-    def next_delay(self) -> float:
-        delay = min(self.cap, self.base * 2 ** min(self.failures, 32))
-        self.failures += 1
-        return min(self.cap, delay * self.rng.uniform(0.75, 1.25))
-
-    def reset(self) -> None:
-        self.failures = 0
-
-
-def default_owner() -> str:
-    """A lease owner name unique to this process: host and pid."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def _by_bytes(uids: Sequence[int], sizes: dict[int, int], budget: int) -> Iterator[list[int]]:
-    """Groups of UIDs whose bodies add up to at most ``budget`` (at least one each)."""
-    group: list[int] = []
-    total = 0
-    for uid in uids:
-        if group and total + sizes[uid] > budget:
-            yield group
-            group, total = [], 0
-        group.append(uid)
-        total += sizes[uid]
-    if group:
-        yield group
 
 
 class ImapRunner:
@@ -303,7 +187,7 @@ class ImapRunner:
         found = client.search(["UID", f"{last_uid + 1}:*"])
         uids = sorted(uid for uid in found if uid > last_uid)  # "n:*" always matches the last
         processed = 0
-        for batch in _chunks(uids, self.batch_size):
+        for batch in chunks(uids, self.batch_size):
             if self.stop_event.is_set() or self.lease.hand_over_if_above_share():
                 break  # handed over: the next pass finds the lease not held
             if not self._renew_lease():
@@ -359,7 +243,7 @@ class ImapRunner:
         normal = [uid for uid in present if sizes[uid] <= limit]
         oversize = {uid for uid in present if sizes[uid] > limit}
         headers = client.fetch(sorted(oversize), FETCH_HEADER) if oversize else {}
-        bodies = _BodyReader(client, normal, sizes)
+        bodies = BodyReader(client, normal, sizes)
         done: list[tuple[int, IngestResult]] = []
         # Group commit (SPEC §2.3): messages go to the pipeline in batches, bounded
         # by count and by bytes held in memory.
@@ -467,7 +351,7 @@ class ImapRunner:
         leftovers = [uid for uid in client.search(criteria) if uid <= last_uid]
         done: list[tuple[int, str | None]] = []
         try:
-            for chunk in _chunks(leftovers, 500):
+            for chunk in chunks(leftovers, 500):
                 rows = Inbound.select(Inbound.imap_uid, Inbound.outcome).where(
                     (Inbound.imap_source == self.source.name)
                     & (Inbound.imap_uidvalidity == uidvalidity)
@@ -586,10 +470,13 @@ class ImapRunner:
                 timeout = min(IDLE_CHECK_SECONDS, remaining)
                 started = time.monotonic()
                 responses = client.idle_check(timeout=timeout)
-                if any(_is(resp, RESP_BYE) for resp in responses):
+                if any(is_response(resp, RESP_BYE) for resp in responses):
                     alive = False
                     raise ImapConnectionLostError("server said BYE during IDLE")
-                if any(_is(resp, RESP_EXISTS) or _is(resp, RESP_RECENT) for resp in responses):
+                if any(
+                    is_response(resp, RESP_EXISTS) or is_response(resp, RESP_RECENT)
+                    for resp in responses
+                ):
                     return True
                 if not responses and time.monotonic() - started < timeout / 2:
                     # Readable but nothing parsed: imapclient swallows EOF here. Leaving IDLE
@@ -642,30 +529,3 @@ class ImapRunner:
 
     def _log(self, level: str, event: str, **fields: Any) -> None:
         getattr(log, level)(event, source=self.source.name, **fields)
-
-
-class _BodyReader:
-    """Fetches whole messages in groups bounded by ``FETCH_BYTES_BUDGET``, on demand."""
-
-    def __init__(self, client: IMAPClient, uids: Iterable[int], sizes: dict[int, int]) -> None:
-        self._client = client
-        self._groups = iter(_by_bytes(list(uids), sizes, FETCH_BYTES_BUDGET))
-        self._pending: dict[int, bytes] = {}
-        self._fetched: set[int] = set()
-
-    def get(self, uid: int) -> bytes | None:
-        while uid not in self._fetched:
-            group = next(self._groups, None)
-            if group is None:
-                return None
-            response = self._client.fetch(group, FETCH_BODY)
-            self._pending = {
-                u: data[ITEM_BODY] for u, data in response.items() if ITEM_BODY in data
-            }
-            self._fetched = set(group)
-        return self._pending.pop(uid, None)  # the caller holds the only copy
-
-
-def _is(response: Any, name: bytes) -> bool:
-    """Whether a parsed untagged response is ``name`` (``* BYE ...`` or ``* 3 EXISTS``)."""
-    return isinstance(response, tuple) and len(response) >= 2 and name in response[:2]

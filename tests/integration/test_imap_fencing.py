@@ -18,7 +18,8 @@ from maild.storage.models import INBOUND_PROCESSED, ImapState, Inbound, Ticket
 
 from maild.app import App
 from maild.config import ImapSource
-from maild.intake.imap import DefaultImapConnector, ImapRunner
+from maild.intake.imap import ImapRunner
+from maild.intake.imap_client import DefaultImapConnector
 from maild.intake.leases import LEASE_SECONDS
 from tests.plugins.dovecot import ImapMailbox
 from tests.waiting import wait_for

@@ -15,7 +15,8 @@ from maild.storage.models import Inbound
 
 from maild.app import App
 from maild.config import ImapSource
-from maild.intake.imap import DefaultImapConnector, ImapRunner
+from maild.intake.imap import ImapRunner
+from maild.intake.imap_client import DefaultImapConnector
 from tests.plugins.dovecot import ImapMailbox
 from tests.waiting import wait_for
 

@@ -26,7 +26,8 @@ from maild.storage.models import ImapState, Inbound, Ticket
 
 from maild.app import App
 from maild.config import ImapSource
-from maild.intake.imap import DefaultImapConnector, ImapRunner
+from maild.intake.imap import ImapRunner
+from maild.intake.imap_client import DefaultImapConnector
 from maild.pipeline import IngestResult, ingest
 from tests.plugins.dovecot import DovecotServer, ImapMailbox
 

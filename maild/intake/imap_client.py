@@ -1,0 +1,178 @@
+"""The IMAP side of a source, below the runner: connecting (TLS, STARTTLS,
+XOAUTH2), backoff, and fetching bodies in groups of bounded size. Sole purpose:
+give ``maild.intake.imap.ImapRunner`` a logged-in ``IMAPClient`` and the
+protocol pieces it needs, so the runner reads as the pass it is."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import socket
+import ssl
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
+
+from maild.config import ImapSource
+from maild.errors import TransientError
+from maild.oauth import NeedsAuthorizationError, OAuthTokens
+
+FETCH_BYTES_BUDGET = 8 * 1024 * 1024  # bodies fetched per round trip, to bound memory
+BACKOFF_BASE_SECONDS = 1.0
+BACKOFF_CAP_SECONDS = 60.0
+DEFAULT_TIMEOUT_SECONDS = 30.0
+
+# Capabilities and FETCH items, as the protocol spells them.
+CAP_IDLE = "IDLE"
+CAP_MOVE = "MOVE"
+CAP_STARTTLS = "STARTTLS"
+CAP_UIDPLUS = "UIDPLUS"
+ITEM_SIZE = b"RFC822.SIZE"
+ITEM_BODY = b"BODY[]"
+ITEM_HEADER = b"BODY[HEADER]"
+FETCH_META = ["RFC822.SIZE", "FLAGS"]
+FETCH_BODY = ["BODY.PEEK[]"]
+FETCH_HEADER = ["BODY.PEEK[HEADER]"]
+RESP_EXISTS = b"EXISTS"
+RESP_RECENT = b"RECENT"
+RESP_BYE = b"BYE"
+
+# What a lost connection, a refused login or a dead server looks like to imapclient.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, timeouts (socket.timeout), ssl.SSLError
+    IMAPClientError,  # imaplib's error/abort, LoginError, protocol errors
+    TransientError,
+)
+
+
+class ImapConnectionLostError(TransientError):
+    """The server said BYE or the connection ended; reconnect later."""
+
+
+class ImapSecurityError(TransientError):
+    """TLS was required but could not be established; never fall back to plaintext."""
+
+
+class ImapConnector(Protocol):
+    """Builds a logged-in client for one source (tests inject their own)."""
+
+    def connect(self, source: ImapSource) -> IMAPClient: ...
+
+
+@dataclass(frozen=True)
+class DefaultImapConnector:
+    """Connects with imapclient: implicit TLS, STARTTLS, or plaintext only when asked.
+    Logs in with the password, or with XOAUTH2 and an access token from ``tokens``."""
+
+    timeout: float = DEFAULT_TIMEOUT_SECONDS
+    ssl_context: ssl.SSLContext | None = None
+    tokens: OAuthTokens | None = None
+
+    def connect(self, source: ImapSource) -> IMAPClient:
+        context = self.ssl_context or ssl.create_default_context()
+        client = IMAPClient(
+            source.host,
+            port=source.port,
+            ssl=source.security == "tls",
+            ssl_context=context if source.security == "tls" else None,
+            timeout=self.timeout,
+        )
+        try:
+            if source.security == "starttls":
+                if not client.has_capability(CAP_STARTTLS):
+                    raise ImapSecurityError(f"{source.host}:{source.port} does not offer STARTTLS")
+                client.starttls(context)  # raises on failure: no plaintext fallback
+            if source.auth == "xoauth2":
+                self._oauth2_login(client, source)
+            else:
+                client.login(source.username, source.password)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                client.shutdown()
+            raise
+        return client
+
+    def _oauth2_login(self, client: IMAPClient, source: ImapSource) -> None:
+        if self.tokens is None or source.oauth is None:
+            raise NeedsAuthorizationError(f"{source.name}: no OAuth2 token store configured")
+        token = self.tokens.access_token(source.name, source.oauth)
+        try:
+            client.oauth2_login(source.username, token)
+        except IMAPClientError:
+            # Refused although unexpired (revoked early, or another client's): refresh
+            # before the next try; a refused refresh then asks for authorization.
+            self.tokens.discard_access_token(source.name)
+            raise
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with jitter: about 1 s, 2 s, 4 s ... at most ``cap``."""
+
+    rng: random.Random = field(default_factory=random.Random)
+    base: float = BACKOFF_BASE_SECONDS
+    cap: float = BACKOFF_CAP_SECONDS
+    failures: int = 0
+
+    def next_delay(self) -> float:
+        delay = min(self.cap, self.base * 2 ** min(self.failures, 32))
+        self.failures += 1
+        return min(self.cap, delay * self.rng.uniform(0.75, 1.25))
+
+    def reset(self) -> None:
+        self.failures = 0
+
+
+def default_owner() -> str:
+    """A lease owner name unique to this process: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def by_bytes(uids: Sequence[int], sizes: dict[int, int], budget: int) -> Iterator[list[int]]:
+    """Groups of UIDs whose bodies add up to at most ``budget`` (at least one each)."""
+    group: list[int] = []
+    total = 0
+    for uid in uids:
+        if group and total + sizes[uid] > budget:
+            yield group
+            group, total = [], 0
+        group.append(uid)
+        total += sizes[uid]
+    if group:
+        yield group
+
+
+class BodyReader:
+    """Fetches whole messages in groups bounded by ``FETCH_BYTES_BUDGET``, on demand."""
+
+    def __init__(self, client: IMAPClient, uids: Iterable[int], sizes: dict[int, int]) -> None:
+        self._client = client
+        self._groups = iter(by_bytes(list(uids), sizes, FETCH_BYTES_BUDGET))
+        self._pending: dict[int, bytes] = {}
+        self._fetched: set[int] = set()
+
+    def get(self, uid: int) -> bytes | None:
+        while uid not in self._fetched:
+            group = next(self._groups, None)
+            if group is None:
+                return None
+            response = self._client.fetch(group, FETCH_BODY)
+            self._pending = {
+                u: data[ITEM_BODY] for u, data in response.items() if ITEM_BODY in data
+            }
+            self._fetched = set(group)
+        return self._pending.pop(uid, None)  # the caller holds the only copy
+
+
+def is_response(response: Any, name: bytes) -> bool:
+    """Whether a parsed untagged response is ``name`` (``* BYE ...`` or ``* 3 EXISTS``)."""
+    return isinstance(response, tuple) and len(response) >= 2 and name in response[:2]
