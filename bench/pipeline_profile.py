@@ -88,6 +88,8 @@ def main() -> int:
         settings = load_settings(path)
         structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
         app = build_app(settings)
+        bound = app.bound()
+        bound.__enter__()
         counter = StatementCounter(app.db)
         rng = random.Random(7)
         raws = [make_message(i, rng)[0] for i in range(args.messages)]

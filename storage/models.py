@@ -14,7 +14,7 @@ from typing import Any
 
 import peewee as pw
 from maild.storage.binding import MODELS_DATABASE
-from maild.storage.statements import insert_row
+from maild.storage.statements import insert_row, update_row
 
 TICKET_STATUSES = ("open", "in_progress", "waiting_customer", "resolved", "closed")
 ACTIVE_STATUSES = ("open", "in_progress", "waiting_customer")
@@ -81,6 +81,15 @@ class BaseModel(pw.Model):
         if not insert_row(instance):
             instance.save(force_insert=True)
         return instance
+
+    def save(self, force_insert: bool = False, only: Any = None) -> Any:
+        """Only the changed columns (``only_save_dirty``), with a statement built once
+        per column set."""
+        if not force_insert and only is None:
+            rows = update_row(self)
+            if rows is not None:
+                return rows
+        return super().save(force_insert=force_insert, only=only)
 
 
 class SchemaVersion(BaseModel):

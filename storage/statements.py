@@ -1,11 +1,12 @@
-"""INSERT statements built once per table and column set, then reused.
+"""INSERT and UPDATE statements built once per table and column set, then reused.
 
 peewee builds the SQL text of every query from its node tree, which cost about a
 third of the pipeline's CPU (bench/README.md): a message inserts a dozen rows
 whose statements differ only in their values. ``insert_row`` asks peewee for the
 text the first time a model inserts a given set of columns, checks that it can
 reproduce peewee's parameters itself, and from then on only converts the values
-(``Field.db_value``) and executes the remembered text. Anything unusual (SQL
+(``Field.db_value``) and executes the remembered text. ``update_row`` does the
+same for ``save()`` of a row's changed columns. Anything unusual (SQL
 expressions as values, an unsaved related row, a parameter mismatch) goes
 peewee's own way.
 """
@@ -19,7 +20,7 @@ import peewee as pw
 
 # (model, columns, placeholder, returning) -> (sql, fields in parameter order), or
 # None when peewee's parameters could not be reproduced for that shape.
-_Shape = tuple[type, tuple[str, ...], str, bool]
+_Shape = tuple[str, type, tuple[str, ...], str, bool]
 _CACHE: dict[_Shape, tuple[str, tuple[pw.Field, ...]] | None] = {}
 _LOCK = threading.Lock()
 
@@ -41,7 +42,7 @@ def insert_row(instance: pw.Model) -> bool:
         return False  # a related row not saved yet: peewee saves it first
     db = meta.database
     returning = bool(db.returning_clause)
-    shape: _Shape = (type(instance), tuple(sorted(data)), db.param, returning)
+    shape: _Shape = ("insert", type(instance), tuple(sorted(data)), db.param, returning)
     entry = _CACHE.get(shape, False)
     if entry is False:
         entry = _build(instance, data)
@@ -61,6 +62,50 @@ def _build(instance: pw.Model, data: dict[str, Any]) -> tuple[str, tuple[pw.Fiel
     sql, params = model.insert(**data).sql()
     fields = tuple(sorted((model._meta.fields[name] for name in data), key=lambda f: f._sort_key))
     mine = [field.db_value(data[field.name]) for field in fields]
+    if list(params) != mine:
+        return None
+    return sql, fields
+
+
+def update_row(instance: pw.Model) -> int | None:
+    """``save()`` of an existing row's changed columns with a cached statement:
+    the number of rows updated, or None when it must go peewee's way."""
+    meta = instance._meta
+    pk = instance._pk
+    if pk is None or meta.composite_key or not meta.only_save_dirty:
+        return None
+    names = tuple(sorted(instance._dirty - {meta.primary_key.name}))
+    if not names:
+        return None  # peewee's own answer for "nothing to save"
+    data = {name: instance.__data__.get(name) for name in names}
+    if any(isinstance(value, pw.Node) for value in (*data.values(), pk)):
+        return None
+    if any(getattr(rel, "_pk", 0) is None for rel in instance.__rel__.values()):
+        return None
+    db = meta.database
+    shape: _Shape = ("update", type(instance), names, db.param, False)
+    entry = _CACHE.get(shape, False)
+    if entry is False:
+        entry = _build_update(instance, data)
+        with _LOCK:
+            _CACHE[shape] = entry
+    if entry is None:
+        return None
+    sql, fields = entry
+    params = [field.db_value(data[field.name]) for field in fields]
+    cursor = db.execute_sql(sql, [*params, meta.primary_key.db_value(pk)])
+    instance._dirty -= set(names)
+    return cursor.rowcount
+
+
+def _build_update(
+    instance: pw.Model, data: dict[str, Any]
+) -> tuple[str, tuple[pw.Field, ...]] | None:
+    model = type(instance)
+    sql, params = model.update(**data).where(instance._pk_expr()).sql()
+    fields = tuple(sorted((model._meta.fields[name] for name in data), key=lambda f: f._sort_key))
+    mine = [field.db_value(data[field.name]) for field in fields]
+    mine.append(model._meta.primary_key.db_value(instance._pk))
     if list(params) != mine:
         return None
     return sql, fields

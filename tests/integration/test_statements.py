@@ -100,3 +100,21 @@ def test_a_unique_clash_is_peewees_integrity_error(db: pw.Database) -> None:
             subject="s",
             raw=b"x",
         )
+
+
+def test_remembered_updates_write_only_the_changed_columns(db: pw.Database) -> None:
+    ticket = _ticket(100010)
+    twin = Ticket.get_by_id(ticket.id)  # another copy of the same row
+    ticket.status = "resolved"
+    assert ticket.save() == 1
+    twin.priority = "urgent"
+    assert twin.save() == 1  # its own column only: the status above stands
+    again = Ticket.get_by_id(ticket.id)
+    assert (again.status, again.priority) == ("resolved", "urgent")
+    assert not ticket.is_dirty() and ticket.save() is False  # nothing to save
+
+    event = Event.create(ticket=ticket, kind="k", actor="a", data={"n": 1}, created_at=NOW)
+    event.data = {"n": 2, "ç": ["x"]}
+    event.ticket = twin
+    assert event.save() == 1
+    assert Event.get_by_id(event.id).data == {"n": 2, "ç": ["x"]}
