@@ -69,17 +69,24 @@ def gather(
     facts = Facts(PolicyContext())
     ticket, via = find_thread(msg)
     ticket = facts_ticket(app, facts, ticket)
+    dept = settings.department(ticket.department) if ticket is not None else None
+    followup_policy = dept.followup_on_resolved if dept else "reject"
     successor = None
-    if ticket is not None and ticket.status == "resolved" and msg.sender and not msg.is_agent:
+    if (
+        ticket is not None
+        and ticket.status == "resolved"
+        and followup_policy == "new_ticket"  # the only policy that asks for one
+        and msg.sender
+        and not msg.is_agent
+    ):
         found = find_subject_thread(msg.normalized_subject, msg.sender, ticket.department)
         successor = facts_ticket(app, facts, found) if found is not None else None
     duplicate = None
     if not msg.has_reply_prefix and msg.sender and not msg.is_agent:
         found = find_active_duplicate(msg.normalized_subject, msg.sender, msg.department)
         duplicate = facts_ticket(app, facts, found, lock=False) if found is not None else None
-    dept = settings.department(ticket.department) if ticket is not None else None
     known_only = settings.access.customers == "known"
-    agent_may_act = True
+    agent_may_act = False
     if msg.is_agent and ticket is not None:
         agent_may_act = access.agent_may_act(
             settings.agent(msg.sender), msg.sender, ticket.department, ticket.assignee
@@ -95,7 +102,7 @@ def gather(
         sender_recent_count=0 if bypass_rate_limit else _recent_count(msg, inbound, now),
         max_per_hour=settings.limits.max_messages_per_sender_per_hour,
         allow_same_domain=settings.access.allow_same_domain,
-        followup_policy=dept.followup_on_resolved if dept else "reject",
+        followup_policy=followup_policy,
         agent_may_act=agent_may_act,
     )
     return facts

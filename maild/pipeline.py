@@ -116,7 +116,11 @@ def ingest_batch(app: App, items: Sequence[Incoming]) -> list[IngestResult]:
     if len(todo) < len(items):
         storage_ok(app)  # stored (or found stored) without a fault: any fault is over
     started = app.clock.now()
-    alone = todo if len(todo) == 1 else _process_together(app, items, inbounds, todo, results)
+    alone: list[int] = []
+    if len(todo) == 1:
+        alone = todo
+    elif todo:
+        alone = _process_together(app, items, inbounds, todo, results)
     for index in alone:
         item, inbound = items[index], inbounds[index]
         # Hand the bytes on rather than re-reading them: one copy of a large message in

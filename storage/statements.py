@@ -38,7 +38,7 @@ def insert_row(instance: pw.Model) -> bool:
         return False
     if any(isinstance(value, pw.Node) for value in data.values()):
         return False
-    if any(getattr(rel, "_pk", 0) is None for rel in instance.__rel__.values()):
+    if _unsettled_relations(instance, data):
         return False  # a related row not saved yet: peewee saves it first
     db = meta.database
     returning = bool(db.returning_clause)
@@ -80,7 +80,7 @@ def update_row(instance: pw.Model) -> int | None:
     data = {name: instance.__data__.get(name) for name in names}
     if any(isinstance(value, pw.Node) for value in (*data.values(), pk)):
         return None
-    if any(getattr(rel, "_pk", 0) is None for rel in instance.__rel__.values()):
+    if _unsettled_relations(instance, data):
         return None
     db = meta.database
     shape: _Shape = ("update", type(instance), names, db.param, False)
@@ -109,6 +109,15 @@ def _build_update(
     if list(params) != mine:
         return None
     return sql, fields
+
+
+def _unsettled_relations(instance: pw.Model, data: dict[str, Any]) -> bool:
+    """A related row given as an object that was unsaved when assigned (its key is
+    missing from the data, even if it was saved since): peewee fills it in."""
+    return any(
+        (name in data and data[name] is None) or getattr(rel, "_pk", 0) is None
+        for name, rel in instance.__rel__.items()
+    )
 
 
 def cached_shapes() -> int:

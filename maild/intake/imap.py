@@ -73,7 +73,7 @@ from maild.metrics import (
     SOURCE_STOPPED,
 )
 from maild.oauth import NeedsAuthorizationError
-from maild.pipeline import IngestResult, LeaseFencedError, ingest_batch
+from maild.pipeline import IngestResult, LeaseFencedError, ingest_batch, process_inbound
 from maild.policy.types import QUARANTINED
 from maild.storage.models import INBOUND_RECEIVED, ImapState, Inbound
 
@@ -342,9 +342,12 @@ class ImapRunner:
         self._log("debug", "imap.moved", count=len(uids), folder=folder)
 
     def _sweep(self, client: IMAPClient, uidvalidity: int, last_uid: int) -> None:
-        """Finish flagging/moving messages committed before a crash or lost connection."""
+        """Finish what an earlier run (or another instance) left below ``last_uid``:
+        messages stored but not processed (a fenced or crashed holder) are processed
+        now, then committed ones are flagged and moved."""
         if last_uid <= 0:
             return
+        self._process_left_over(uidvalidity, last_uid)
         criteria: list[Any] = ["UID", f"1:{last_uid}"]
         if self._destination(None) is None and self._destination(QUARANTINED) is None:
             criteria.append("UNSEEN")  # nothing is moved: only flags can be missing
@@ -364,6 +367,29 @@ class ImapRunner:
         if done:
             self._after_commit(client, sorted(done))
             self._log("info", "imap.swept", count=len(done))
+
+    def _process_left_over(self, uidvalidity: int, last_uid: int) -> None:
+        """Stored messages of this source still ``received`` below the position: the
+        lease's previous holder stored them and lost the lease (or died) before
+        deciding them, and no later pass fetches them again."""
+        try:
+            left = list(
+                Inbound.select().where(
+                    (Inbound.imap_source == self.source.name)
+                    & (Inbound.imap_uidvalidity == uidvalidity)
+                    & (Inbound.imap_uid <= last_uid)
+                    & (Inbound.state == INBOUND_RECEIVED)
+                )
+            )
+            for inbound in left:
+                position = ImapPosition(
+                    self.source.name, uidvalidity, inbound.imap_uid, self.lease.generation
+                )
+                self._report_ingested(process_inbound(self.app, inbound, position=position))
+        except DATABASE_ERRORS as exc:
+            raise StorageUnavailableError(f"database: {exc}") from exc
+        if left:
+            self._log("info", "imap.left_over_processed", count=len(left))
 
     def _report_ingested(self, result: IngestResult) -> None:
         if self.on_ingested is None:

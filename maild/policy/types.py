@@ -133,7 +133,8 @@ class PolicyContext:
     known_customers_only: bool = False  # [access] customers = "known"
     sender_known: bool = True  # in the customer table, or requester/CC of a ticket
     # An agent's mail: member of the matched ticket's department, or its assignee.
-    agent_may_act: bool = True
+    # False unless the context says so: an agent acts on nothing by default.
+    agent_may_act: bool = False
 
 
 @dataclass(frozen=True)

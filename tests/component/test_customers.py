@@ -336,6 +336,19 @@ def test_the_rate_limit_notice_is_not_swallowed_by_the_auto_mail_cap(app, clock)
     assert notice.status == "pending"  # queued for sending, not suppressed
 
 
+def test_a_held_reply_on_an_english_ticket_is_told_in_english(make_app, clock):
+    app = make_app(limits={"max_messages_per_sender_per_hour": 2})
+    number = ingest(app, mail(subject="Printer", body=ENGLISH_BODY)).ticket
+    clock.advance(minutes=1)
+    assert ingest(app, mail(subject=f"Re: [#{number}] Printer", body="Mais uma coisa")).ticket
+    clock.advance(minutes=1)
+    held = ingest(app, mail(subject=f"Re: [#{number}] Printer", body="Ainda não funciona"))
+    assert held.outcome == o.RATE_LIMITED
+    (notice,) = outbox("notice_rate_limited")
+    text, _ = bodies(notice)
+    assert "Please type your reply" in text  # the ticket's language, not the message's
+
+
 def test_tickets_list_requester_includes_tickets_where_the_address_is_cc(app, write_config, cli):
     own = ingest(app, mail()).ticket
     copied = ingest(

@@ -18,6 +18,7 @@ from maild.storage.models import INBOUND_PROCESSED, ImapState, Inbound, Ticket
 
 from maild.app import App
 from maild.config import ImapSource
+from maild.inbound_store import ImapPosition, store_inbound
 from maild.intake.imap import ImapRunner
 from maild.intake.imap_client import DefaultImapConnector
 from maild.intake.leases import LEASE_SECONDS
@@ -136,3 +137,53 @@ def test_a_runner_whose_lease_was_taken_over_leaves_its_mail_to_the_new_holder(
     assert all(r.state == INBOUND_PROCESSED and r.attempts == 1 for r in rows)  # decided once
     assert folder_size(imap_mailbox, "INBOX") == 0
     assert folder_size(imap_mailbox, "Processados") == 3
+
+
+def test_mail_a_lost_holder_stored_below_the_position_is_decided_by_the_next(
+    make_app: Callable[..., App], database_url: str, imap_mailbox: ImapMailbox, tmp_path: Path
+) -> None:
+    """The previous holder stored UIDs 1-2 and moved the position past them, then
+    lost the lease before deciding them (a message set aside from its batch and
+    fenced when retried alone): no later pass fetches them, so the next holder
+    decides them when it takes the source."""
+    (tmp_path / "imap-password").write_text(imap_mailbox.password)
+    app = make_app(
+        database_url,
+        imap=[
+            {
+                "name": "suporte",
+                "host": imap_mailbox.host,
+                "port": imap_mailbox.port,
+                "security": "none",
+                "username": imap_mailbox.username,
+                "password_file": str(tmp_path / "imap-password"),
+                "processed_folder": "Processados",
+                "poll_seconds": 30,
+            }
+        ],
+    )
+    source = app.settings.imap[0]
+    imap_mailbox.append(mail(1))
+    imap_mailbox.append(mail(2))
+    uidvalidity = int(imap_mailbox.client().select_folder("INBOX")[b"UIDVALIDITY"])
+    for uid in (1, 2):
+        store_inbound(app, mail(uid), "imap:suporte", ImapPosition("suporte", uidvalidity, uid))
+    ImapState.create(source="suporte", uidvalidity=uidvalidity, last_uid=2)
+
+    holder = ImapRunner(
+        app,
+        source,
+        DefaultImapConnector(timeout=5.0),
+        owner="host-b:2",
+        stop_event=threading.Event(),
+    )
+    with structlog.testing.capture_logs() as logs:
+        assert holder.run_once() == 0  # nothing new above the position
+    assert [e["count"] for e in logs if e["event"] == "imap.left_over_processed"] == [2]
+    assert Ticket.select().count() == 2
+    assert all(r.state == INBOUND_PROCESSED and r.attempts == 1 for r in Inbound.select())
+    assert folder_size(imap_mailbox, "INBOX") == 0  # flagged and moved like any other
+    imap_mailbox.append(mail(3))
+    assert holder.run_once() == 1
+    holder.close()
+    assert Ticket.select().count() == 3

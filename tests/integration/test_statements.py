@@ -118,3 +118,24 @@ def test_remembered_updates_write_only_the_changed_columns(db: pw.Database) -> N
     event.ticket = twin
     assert event.save() == 1
     assert Event.get_by_id(event.id).data == {"n": 2, "ç": ["x"]}
+
+
+def test_a_related_row_saved_after_it_was_assigned_goes_peewees_way(db: pw.Database) -> None:
+    ticket = _ticket(100020)
+    event = Event.create(ticket=ticket, kind="k", actor="a", data={}, created_at=NOW)
+    later = Ticket(
+        number=100021,
+        subject="s",
+        normalized_subject="s",
+        department="suporte",
+        requester="r@x.example",
+        access_key="k100021",
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    event.ticket = later  # unsaved when assigned: its key is not in the row's data yet
+    later.save()
+    assert event.save() == 1
+    assert Event.get_by_id(event.id).ticket_id == later.id
+    fresh = Event(ticket=Ticket(number=100022), kind="k", actor="a", data={}, created_at=NOW)
+    assert not insert_row(fresh)  # the same for an insert

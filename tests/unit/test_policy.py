@@ -39,7 +39,7 @@ MSG = Classified(
     priority=None,
     loop_reason=None,
 )
-CTX = PolicyContext()
+CTX = PolicyContext(agent_may_act=True)  # agents of the ticket's department
 
 
 def ticket(status: str = "open", requester: str = CUSTOMER, ccs: tuple[str, ...] = ()):

@@ -9,5 +9,5 @@ name = "rate-limit"
 
 def check(msg: Classified, ctx: PolicyContext) -> Decision | None:
     if not msg.is_agent and ctx.sender_recent_count >= ctx.max_per_hour:
-        return Decision(RATE_LIMITED, name)
+        return Decision(RATE_LIMITED, name, ticket=ctx.ticket)  # its language for the notice
     return None
