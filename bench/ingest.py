@@ -77,6 +77,12 @@ def floor(server: DovecotServer, user: str, count: int) -> float:
     return time.perf_counter() - start
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -130,6 +136,7 @@ class Backlog:
     mails: int
     ok: bool
     proc: subprocess.Popen[bytes]
+    cpu: float  # the daemon's CPU seconds (user + system) until (c)
 
 
 def run_backlog(
@@ -152,7 +159,9 @@ def run_backlog(
     watcher.logout()
     ok = sent is not None
     elapsed = time.perf_counter() - start
-    return Backlog(committed or elapsed, sent or elapsed, len(sink.messages) - before, ok, proc)
+    mails = len(sink.messages) - before
+    cpu = cpu_seconds(proc.pid) if proc.poll() is None else float("nan")
+    return Backlog(committed or elapsed, sent or elapsed, mails, ok, proc, cpu)
 
 
 def inbox_empty(client: IMAPClient) -> bool:
@@ -258,6 +267,12 @@ def backlog_rows(
             f"{run.sent:8.2f} s",
             f"{n / run.sent:8.0f} msg/s",
             f"{run.sent / t_floor:.1f}x floor (target <= 3x); {run.mails} mails; ok={run.ok}",
+        ),
+        (
+            f"{sent}: daemon CPU per message (user + sys)",
+            f"{run.cpu * 1000 / n:8.1f} ms",
+            "",
+            f"{run.cpu:.1f} s of CPU in {run.sent:.1f} s",
         ),
     ]
 

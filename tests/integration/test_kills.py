@@ -3,7 +3,7 @@
 A real Dovecot mailbox holds a mixed backlog: openings (some with a PNG attached),
 byte-identical and re-delivered copies of the same Message-ID, openings that repeat
 an active ticket's subject, auto-replies; once those are processed, customer replies
-to those tickets by token and agent replies with commands (one invalid) follow. One
+to those tickets by token and agent replies with commands (a few invalid) follow. One
 ``maild run`` works it, sending through a real aiosmtpd sink, and is killed with
 SIGKILL at 20 moments drawn from a seeded generator (so a failure replays): half
 while the openings are processed and sent, half over the replies. Each kill waits
