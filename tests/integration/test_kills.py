@@ -31,6 +31,7 @@ from typing import Any
 
 import peewee
 import pytest
+from maild.storage.binding import bind_process
 from maild.storage.db import open_database
 
 from tests.plugins.dovecot import ImapMailbox
@@ -263,6 +264,7 @@ def daemon(
     tmp_path: Path, database_url: str, imap_mailbox: ImapMailbox, smtp_sink: SmtpSink
 ) -> Iterator[Daemon]:
     db = open_database(database_url, migrate=True)
+    previous = bind_process(db)  # the test reads the daemon's rows through the models
     run = Daemon(
         tmp_path, write_config(tmp_path, database_url, imap_mailbox, smtp_sink), db, smtp_sink
     )
@@ -271,6 +273,7 @@ def daemon(
     finally:
         if run.proc is not None and run.proc.poll() is None:
             run.kill()
+        bind_process(previous)
         db.close()
 
 
