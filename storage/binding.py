@@ -77,8 +77,9 @@ def bind_process(database: peewee.Database | None) -> peewee.Database | None:
 class _ModelsDatabase(peewee.DatabaseProxy):
     """A ``DatabaseProxy`` whose target is wherever the current context is bound.
 
-    peewee's per-database field hooks run once, unbound: ``BlobField`` values go out
-    as ``bytearray``, which sqlite3 and psycopg2 both store as a BLOB / bytea.
+    peewee's per-database field hooks run once, unbound: a plain ``BlobField`` would
+    send ``bytearray`` copies; maild's BLOB columns are ``models.BytesField``, which
+    hands ``bytes`` over as they are.
     """
 
     __slots__ = ()

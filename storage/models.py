@@ -66,6 +66,18 @@ class JSONField(pw.TextField):
         return None if value is None else json.loads(value)
 
 
+class BytesField(pw.BlobField):
+    """A BLOB (bytea) whose ``bytes`` go to the driver as they are: sqlite3 and
+    psycopg2 both take them. peewee's BlobField wraps them first (a ``bytearray``
+    when models are bound through a proxy, see storage.binding): one more copy of
+    every raw message, attachment chunk and outbound mail."""
+
+    def db_value(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return value.encode("utf-8")
+        return value
+
+
 class BaseModel(pw.Model):
     class Meta:
         database = MODELS_DATABASE
@@ -231,7 +243,7 @@ class Outbox(BaseModel):
     recipients = JSONField()  # list of addresses
     message_id = pw.TextField(index=True)
     subject = pw.TextField(default="")
-    raw = pw.BlobField()
+    raw = BytesField()
     status = pw.CharField(max_length=12, default=OUTBOX_PENDING, index=True)
     attempts = pw.IntegerField(default=0)
     next_attempt_at = pw.DateTimeField(default=utcnow, index=True)
@@ -305,7 +317,7 @@ class BlobChunk(BaseModel):
 
     blob = pw.CharField(max_length=64)  # Blob.sha256; no FK: chunks are written first
     seq = pw.IntegerField()
-    data = pw.BlobField()
+    data = BytesField()
 
     class Meta:
         primary_key = pw.CompositeKey("blob", "seq")
