@@ -25,13 +25,14 @@ import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from ingest import make_message
+from ingest_corpus import make_message
 
 from maild.app import build_app
 from maild.config import load_settings
 from maild.inbound_store import Incoming
 from maild.pipeline import ingest_batch
-from maild.sender import OutboxSender, make_transport
+from maild.sender import OutboxSender
+from maild.transports import make_transport
 
 SETTINGS = """
 [daemon]

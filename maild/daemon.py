@@ -38,10 +38,11 @@ from maild.pipeline import IngestResult
 from maild.recovery import recover, retry_stranded
 from maild.render import SHIPPED_TEMPLATES_DIR, Renderer
 from maild.scheduler.runner import next_due, run_due
-from maild.sender import MaildirTransport, OutboxSender, Transport, make_transport
+from maild.sender import OutboxSender
 from maild.storage import outbox as outbox_store
 from maild.storage.models import OUTBOX_PENDING, ImapState, Outbox, OutboxAttempt, aware
 from maild.storage_health import probe_storage
+from maild.transports import MaildirTransport, Transport, make_transport
 from maild.wakeup import WakeListener
 from maild.web.app import start_web
 

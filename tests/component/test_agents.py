@@ -19,7 +19,8 @@ from maild.storage.models import Event, Inbound, Outbox, ThreadEntry, Ticket
 from maild.agents import agent_trust_warning
 from maild.app import App
 from maild.pipeline import IngestResult, dry_run, ingest
-from maild.sender import OutboxSender, SmtpTransport
+from maild.sender import OutboxSender
+from maild.transports import SmtpTransport
 from tests.component.conftest import CUSTOMER, bodies, counts, mail, outbox, ticket
 from tests.conftest import read_fixture
 from tests.plugins.smtpsink import SmtpSink

@@ -39,7 +39,8 @@ def test_a_stopping_sender_sends_nothing_more_and_frees_its_claims(app: App) -> 
     from maild.storage.models import OUTBOX_PENDING, Outbox
 
     from maild.pipeline import ingest
-    from maild.sender import MaildirTransport, OutboxSender
+    from maild.sender import OutboxSender
+    from maild.transports import MaildirTransport
     from tests.component.conftest import mail
 
     ingest(app, mail())

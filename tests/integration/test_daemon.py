@@ -428,7 +428,8 @@ def test_recover_outbox_settles_a_delivery_cut_by_a_crash(make_app, reached_mail
     from maild.storage.models import Outbox, OutboxAttempt, to_storage
 
     from maild.daemon import recover_outbox
-    from maild.sender import MaildirTransport, OutboxSender
+    from maild.sender import OutboxSender
+    from maild.transports import MaildirTransport
 
     app = make_app()
     now = to_storage(app.clock.now())

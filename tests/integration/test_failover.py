@@ -26,7 +26,7 @@ from maild.storage.models import ImapState, Inbound, Outbox
 from maild.app import App
 from maild.daemon import recover_imap_leases, recover_outbox
 from maild.liveness import Liveness
-from maild.sender import MaildirTransport
+from maild.transports import MaildirTransport
 from tests.plugins.dovecot import ImapMailbox
 from tests.processes import start_maild_run
 from tests.waiting import wait_for

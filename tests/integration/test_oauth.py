@@ -31,7 +31,7 @@ from maild.intake.imap import ImapRunner
 from maild.metrics import SOURCE_NEEDS_AUTHORIZATION
 from maild.oauth import SMTP_ACCOUNT, NeedsAuthorizationError
 from maild.pipeline import IngestResult
-from maild.sender import make_transport
+from maild.transports import make_transport
 from tests.plugins.oauth import OAuthDovecot, OAuthProvider, XOAuth2Sink
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(90)]

@@ -27,7 +27,8 @@ from maild.storage.models import Event, Outbox, OutboxAttempt, ThreadEntry, Tick
 from maild.app import App
 from maild.clock import FrozenClock
 from maild.pipeline import ingest
-from maild.sender import OutboxSender, SmtpTransport
+from maild.sender import OutboxSender
+from maild.transports import SmtpTransport
 from tests.plugins.smtpsink import SmtpSink
 
 pytestmark = pytest.mark.integration
@@ -434,7 +435,8 @@ from pathlib import Path
 
 from maild.app import App
 from maild.clock import FrozenClock
-from maild.sender import INTERRUPTED_DETAIL, OutboxSender, SmtpTransport
+from maild.sender import INTERRUPTED_DETAIL, OutboxSender
+from maild.transports import SmtpTransport
 from maild.storage.db import open_database
 from tests.conftest import build_settings
 
