@@ -34,7 +34,7 @@ from maild.intake.leases import LeaseShare
 from maild.intake.lmtp import start_listener
 from maild.liveness import Liveness, same_host_owner_alive
 from maild.notify import Notifier, watchdog_interval
-from maild.pipeline import IngestResult
+from maild.records import IngestResult
 from maild.recovery import recover, retry_stranded
 from maild.render import SHIPPED_TEMPLATES_DIR, Renderer
 from maild.scheduler.runner import next_due, run_due

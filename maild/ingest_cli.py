@@ -17,7 +17,8 @@ from maild.cli_env import EX_NOINPUT, EX_OK, EX_TEMPFAIL, CliEnv
 from maild.config import Settings
 from maild.errors import StorageUnavailableError
 from maild.inbound_store import Incoming
-from maild.pipeline import IngestResult, dry_run, ingest_batch
+from maild.pipeline import dry_run, ingest_batch
+from maild.records import IngestResult
 from maild.wakeup import poke
 
 BATCH_MESSAGES = 50  # group commit (SPEC §2.3): files of one run, committed together

@@ -13,7 +13,8 @@ from maild.app import App
 from maild.errors import StorageUnavailableError, UsageError
 from maild.faults import DATABASE_ERRORS, detect_resource_fault
 from maild.inbound_store import ImapPosition, load_raw
-from maild.pipeline import MAX_ATTEMPTS, IngestResult, process_inbound, quarantine
+from maild.pipeline import MAX_ATTEMPTS, process_inbound
+from maild.records import IngestResult, quarantine
 from maild.storage.models import INBOUND_HELD, INBOUND_QUARANTINED, INBOUND_RECEIVED, Inbound
 from maild.storage_health import storage_unavailable
 

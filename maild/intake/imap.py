@@ -73,8 +73,9 @@ from maild.metrics import (
     SOURCE_STOPPED,
 )
 from maild.oauth import NeedsAuthorizationError
-from maild.pipeline import IngestResult, LeaseFencedError, ingest_batch, process_inbound
+from maild.pipeline import ingest_batch, process_inbound
 from maild.policy.types import QUARANTINED
+from maild.records import IngestResult, LeaseFencedError
 from maild.storage.models import INBOUND_RECEIVED, ImapState, Inbound
 
 __all__ = ["ImapRunner"]

@@ -20,7 +20,8 @@ from maild.errors import StorageUnavailableError
 from maild.faults import DATABASE_FULL, DISK_FULL
 from maild.inbound_store import Incoming, split_headers
 from maild.parsers.subject import extract_plus_number
-from maild.pipeline import IngestResult, ingest_batch
+from maild.pipeline import ingest_batch
+from maild.records import IngestResult
 
 log = structlog.get_logger("maild.lmtp")
 

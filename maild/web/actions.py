@@ -13,7 +13,8 @@ from typing import Any
 
 from maild.app import App
 from maild.outbound import MailRequest, agent_recipients, queue_mail
-from maild.pipeline import IngestResult, ingest
+from maild.pipeline import ingest
+from maild.records import IngestResult
 from maild.status_mail import queue_status_change
 from maild.storage import tickets
 from maild.storage.db import write_transaction

@@ -18,7 +18,8 @@ from maild.storage.models import Event, Inbound, Outbox, ThreadEntry, Ticket
 
 from maild.agents import agent_trust_warning
 from maild.app import App
-from maild.pipeline import IngestResult, dry_run, ingest
+from maild.pipeline import dry_run, ingest
+from maild.records import IngestResult
 from maild.sender import OutboxSender
 from maild.transports import SmtpTransport
 from tests.component.conftest import CUSTOMER, bodies, counts, mail, outbox, ticket

@@ -20,7 +20,8 @@ from maild.storage.models import Inbound, Ticket
 from maild.app import App
 from maild.cli import run_cli
 from maild.clock import FrozenClock
-from maild.pipeline import IngestResult, ingest
+from maild.pipeline import ingest
+from maild.records import IngestResult
 from maild.web import start_web
 from tests.component.conftest import mail
 

@@ -28,7 +28,8 @@ from maild.app import App
 from maild.config import ImapSource
 from maild.intake.imap import ImapRunner
 from maild.intake.imap_client import DefaultImapConnector
-from maild.pipeline import IngestResult, ingest
+from maild.pipeline import ingest
+from maild.records import IngestResult
 from tests.plugins.dovecot import DovecotServer, ImapMailbox
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]

@@ -22,7 +22,8 @@ from maild.intake.leases import (
     SourceLease,
 )
 from maild.liveness import Liveness
-from maild.pipeline import LeaseFencedError, ingest
+from maild.pipeline import ingest
+from maild.records import LeaseFencedError
 from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration

@@ -30,7 +30,7 @@ from maild.clock import FrozenClock
 from maild.intake.imap import ImapRunner
 from maild.metrics import SOURCE_NEEDS_AUTHORIZATION
 from maild.oauth import SMTP_ACCOUNT, NeedsAuthorizationError
-from maild.pipeline import IngestResult
+from maild.records import IngestResult
 from maild.transports import make_transport
 from tests.plugins.oauth import OAuthDovecot, OAuthProvider, XOAuth2Sink
 

@@ -19,7 +19,8 @@ import pytest
 from maild.storage.models import ThreadEntry, Ticket
 
 from maild.app import App
-from maild.pipeline import IngestResult, ingest
+from maild.pipeline import ingest
+from maild.records import IngestResult
 
 pytestmark = pytest.mark.integration
 
