@@ -17,7 +17,6 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,17 +31,17 @@ from maild.intake.imap import ImapRunner
 from maild.intake.imap_client import DefaultImapConnector
 from maild.intake.leases import LeaseShare
 from maild.intake.lmtp import start_listener
-from maild.liveness import Liveness, same_host_owner_alive
+from maild.liveness import Liveness
 from maild.notify import Notifier, watchdog_interval
 from maild.records import IngestResult
 from maild.recovery import recover, retry_stranded
 from maild.render import SHIPPED_TEMPLATES_DIR, Renderer
 from maild.scheduler.runner import next_due, run_due
 from maild.sender import OutboxSender
-from maild.storage import outbox as outbox_store
-from maild.storage.models import OUTBOX_PENDING, ImapState, Outbox, OutboxAttempt, aware
+from maild.storage.models import OUTBOX_PENDING, Outbox, aware
 from maild.storage_health import probe_storage
-from maild.transports import MaildirTransport, Transport, make_transport
+from maild.takeover import recover_imap_leases, recover_outbox
+from maild.transports import make_transport
 from maild.wakeup import WakeListener
 from maild.web.app import start_web
 
@@ -394,88 +393,6 @@ class Daemon:
         with contextlib.suppress(TimeoutError):
             await self.shutdown(deadline)
         return 0
-
-
-def _maildir_holds(folder: Path, message_id: str, since: float) -> bool:
-    """True when Maildir ``folder`` has a message ``message_id`` written after ``since``."""
-    wanted = f"<{message_id.strip('<>')}>".encode()
-    for sub in ("new", "cur"):
-        box = folder / sub
-        if not box.is_dir():
-            continue
-        for path in box.iterdir():
-            try:
-                if path.stat().st_mtime < since:
-                    continue
-                with path.open("rb") as fh:
-                    head = fh.read(16384).split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
-            except OSError:
-                continue
-            for line in head.splitlines():
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"message-id" and value.strip() == wanted:
-                    return True
-    return False
-
-
-def recover_outbox(
-    app: App, transport: Transport, alive: Callable[[str], bool] = same_host_owner_alive
-) -> int:
-    """Free outbox rows claimed by an instance that is gone (kill -9; ``alive`` says).
-
-    Their claims would otherwise hold them for the whole lease (minutes). A row
-    whose delivery had begun is "in doubt"; with the Maildir
-    transport the doubt can be settled by looking: the message is in the Maildir
-    (it was delivered: record it sent) or it is not (Maildir writes are atomic
-    renames, so it never arrived: send it). SMTP rows stay in doubt for the sender.
-    """
-    now = app.clock.now()
-    released = 0
-    rows = Outbox.select().where(
-        (Outbox.status == OUTBOX_PENDING) & Outbox.claimed_by.is_null(False)
-    )
-    verdicts: dict[str, bool] = {}
-    for row in list(rows):
-        owner = str(row.claimed_by)
-        if owner not in verdicts:
-            verdicts[owner] = alive(owner)
-        if verdicts[owner]:
-            continue
-        with app.db.atomic():
-            sending = OutboxAttempt.get_or_none(
-                (OutboxAttempt.outbox == row.id)
-                & (OutboxAttempt.result == outbox_store.ATTEMPT_SENDING)
-            )
-            if sending is not None and isinstance(transport, MaildirTransport):
-                since = (aware(sending.at) or now).timestamp() - 60
-                if _maildir_holds(transport.path, row.message_id, since):
-                    outbox_store.record_sent(row, now, "found in the Maildir after a crash")
-                    released += 1
-                    continue
-                sending.result = outbox_store.ATTEMPT_DEFERRED
-                sending.detail = "interrupted by a crash before reaching the Maildir"
-                sending.save()
-            Outbox.update(claimed_by=None, claimed_until=None).where(
-                (Outbox.id == row.id) & (Outbox.claimed_by == row.claimed_by)
-            ).execute()
-            released += 1
-    return released
-
-
-def recover_imap_leases(app: App, alive: Callable[[str], bool] = same_host_owner_alive) -> int:
-    """Free IMAP source leases held by an instance that is gone (kill -9; ``alive``
-    says), so a live one picks the mailboxes up at once, not when the lease expires."""
-    released = 0
-    for state in list(ImapState.select().where(ImapState.lease_owner.is_null(False))):
-        if alive(str(state.lease_owner)):
-            continue
-        log.info("imap.lease_freed", source=state.source, owner=state.lease_owner)
-        released += (
-            ImapState.update(lease_owner=None, lease_until=None)
-            .where((ImapState.id == state.id) & (ImapState.lease_owner == state.lease_owner))
-            .execute()
-        )
-    return released
 
 
 def run_daemon(settings: Settings, clock: Clock | None = None) -> int:

@@ -3,7 +3,7 @@ the live instances, and a lease generation fences an instance that lost its leas
 
 A lease is the ``lease_owner``/``lease_until`` pair of the source's ``ImapState`` row,
 renewed while held and free once it expires or its owner is found dead
-(``maild.daemon.recover_imap_leases``, every few seconds). Each time the lease
+(``maild.takeover.recover_imap_leases``, every few seconds). Each time the lease
 changes hands ``lease_generation`` goes up; the runner puts the generation it took
 in every ``ImapPosition``, and the pipeline refuses a position write whose
 generation is no longer the row's (``LeaseFencedError``): a stalled instance that

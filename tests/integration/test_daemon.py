@@ -427,8 +427,8 @@ def test_recover_outbox_settles_a_delivery_cut_by_a_crash(make_app, reached_mail
     from maild.storage import outbox as ob
     from maild.storage.models import Outbox, OutboxAttempt, to_storage
 
-    from maild.daemon import recover_outbox
     from maild.sender import OutboxSender
+    from maild.takeover import recover_outbox
     from maild.transports import MaildirTransport
 
     app = make_app()

@@ -24,8 +24,8 @@ from maild.storage.db import open_database
 from maild.storage.models import ImapState, Inbound, Outbox
 
 from maild.app import App
-from maild.daemon import recover_imap_leases, recover_outbox
 from maild.liveness import Liveness
+from maild.takeover import recover_imap_leases, recover_outbox
 from maild.transports import MaildirTransport
 from tests.plugins.dovecot import ImapMailbox
 from tests.processes import start_maild_run

@@ -92,7 +92,7 @@ def test_a_joining_instance_gets_its_share_one_hand_over_at_a_time(app_any_db: A
     for instance in (first, second):
         assert not any(lease.hand_over_if_above_share() for lease in instance.leases.values())
 
-    # The second dies; its leases are freed (maild.daemon.recover_imap_leases).
+    # The second dies; its leases are freed (maild.takeover.recover_imap_leases).
     live[0] = 1
     now[0] += SHARE_CHECK_SECONDS
     ImapState.update(lease_owner=None, lease_until=None).where(
