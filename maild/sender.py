@@ -79,6 +79,9 @@ class OutboxSender:
         self.owner = owner or default_owner()
         self._outage_logged = False
         self.stop_requested = threading.Event()
+        # Results of deliveries not committed yet: they commit with the next row's
+        # "being delivered" mark, or at the end of the pass (see _send).
+        self._results: list[tuple[Outbox, DeliveryResult]] = []
 
     def run_once(self, limit: int = 50) -> int:
         """Send what is due now; return how many rows were claimed."""
@@ -93,7 +96,10 @@ class OutboxSender:
                     self._interrupted(row)
                 self._send(row)
         finally:
-            self.transport.close()
+            try:
+                self._commit_results()
+            finally:
+                self.transport.close()
         return len(rows)
 
     def stop(self, *, abort: bool = False) -> None:
@@ -124,9 +130,15 @@ class OutboxSender:
         claimed = True
 
         def before_data() -> bool:
-            # Renew the claim and commit the "being delivered" mark (storage.outbox).
+            # Renew the claim and commit the "being delivered" mark (storage.outbox),
+            # in one commit with the results of the rows delivered before this one: one
+            # durable commit per mail, not two. A crash before that commit leaves the
+            # previous row marked as being delivered, so it is sent again (an identical
+            # copy, SPEC §4) -- as a crash between its DATA and its own commit would.
             nonlocal claimed
-            claimed = ob.begin_attempt(row, self.owner, self.app.clock.now())
+            with self.app.db.atomic():
+                self._record_results()
+                claimed = ob.begin_attempt(row, self.owner, self.app.clock.now())
             return claimed
 
         result = self.transport.deliver(
@@ -135,7 +147,20 @@ class OutboxSender:
         if not claimed:
             log.warning("outbox.claim_lost", outbox_id=row.id, owner=self.owner)
             return
-        self._record(row, result)
+        self._results.append((row, result))
+
+    def _commit_results(self) -> None:
+        """Commit the results still held (the end of a pass)."""
+        if self._results:
+            with self.app.db.atomic():
+                self._record_results()
+
+    def _record_results(self) -> None:
+        # Cleared only once all are recorded: the caller's transaction rolls back
+        # whole when one fails, and the end of the pass tries again.
+        for row, result in self._results:
+            self._record(row, result)
+        self._results.clear()
 
     def _partly_refused(self, row: Outbox, result: DeliveryResult, now: datetime) -> None:
         if result.deferred:

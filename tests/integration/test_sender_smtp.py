@@ -371,7 +371,8 @@ def test_sender_abandoned_mid_batch_sends_nothing_twice(
     dead = sender_for(app, owner="dead")
     batch = ob.claim_due("dead", clock.now(), limit=10)
     assert len(batch) == total
-    dead._send(batch[0])  # delivered and recorded; then the process is gone
+    dead._send(batch[0])  # delivered
+    dead._commit_results()  # and recorded; then the process is gone
     del dead
 
     survivor = sender_for(app, owner="survivor")
@@ -382,6 +383,26 @@ def test_sender_abandoned_mid_batch_sends_nothing_twice(
     assert len(smtp_sink.messages) == total
     assert set(per_message_id(smtp_sink).values()) == {1}
     assert Outbox.select().where(Outbox.status == ob.OUTBOX_SENT).count() == total
+
+
+def test_a_delivery_is_recorded_in_one_commit_with_the_next_rows_start(
+    make_app: Callable[..., App], smtp_sink: SmtpSink, clock: FrozenClock
+) -> None:
+    """One durable commit per mail: a row's result commits with the next row's
+    "being delivered" mark (or at the end of the pass), not in a commit of its own."""
+    app = make_app(smtp=smtp_table(smtp_sink))
+    _open_three(app)
+    sender = sender_for(app, owner="one")
+    first, second, *_ = ob.claim_due("one", clock.now(), limit=10)
+    sender._send(first)
+    assert len(smtp_sink.messages) == 1
+    assert fresh(first).status == ob.OUTBOX_PENDING and ob.in_doubt(first)  # not yet recorded
+    sender._send(second)
+    assert fresh(first).status == ob.OUTBOX_SENT and not ob.in_doubt(first)
+    assert fresh(second).status == ob.OUTBOX_PENDING
+    sender._commit_results()
+    assert fresh(second).status == ob.OUTBOX_SENT
+    sender.transport.close()
 
 
 def test_delivery_interrupted_before_it_was_recorded_is_sent_again(
