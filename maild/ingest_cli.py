@@ -21,9 +21,6 @@ from maild.pipeline import dry_run, ingest_batch
 from maild.records import IngestResult
 from maild.wakeup import poke
 
-BATCH_MESSAGES = 50  # group commit (SPEC §2.3): files of one run, committed together
-BATCH_BYTES = 8 * 1024 * 1024  # ... bounded by the bytes held in memory
-
 
 def add_parser(sub: Any) -> None:
     p = sub.add_parser("ingest", help="ingest raw RFC 5322 files (or stdin) as an MTA pipe would")
@@ -95,7 +92,9 @@ def cmd_ingest(
                 continue
             batch.append((name, raw))
             held += len(raw)
-            if len(batch) >= BATCH_MESSAGES or held >= BATCH_BYTES:
+            # Group commit (SPEC §2.3): the files of one run, bounded by [storage] batch_*.
+            limits = settings.storage
+            if len(batch) >= limits.batch_messages or held >= limits.batch_bytes:
                 flush()
         flush()
     finally:

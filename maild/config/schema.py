@@ -549,3 +549,25 @@ class StorageSettings:
         "(under `data_dir`, one host only). `maild db migrate` copies files left by `files` "
         "mode into the database, verifying each SHA-256",
     )
+    batch_messages: int = setting(
+        50,
+        kind=int,
+        check=c.positive,
+        doc="group commit (SPEC §2.3): most messages stored and processed in one batch -- an "
+        "IMAP FETCH round, the LMTP deliveries waiting while a batch commits, the files of one "
+        "`maild ingest`",
+    )
+    batch_bytes: int = setting(
+        8 * 1024 * 1024,
+        kind=int,
+        check=c.positive,
+        doc="most bytes of mail one batch holds in memory (a larger message goes alone)",
+    )
+    batch_wait_ms: int = setting(
+        0,
+        kind=int,
+        check=c.non_negative,
+        doc="how long the LMTP listener waits for more deliveries before committing a batch; "
+        "0: a delivery arriving alone is stored at once, and those arriving while a batch "
+        "commits form the next batch",
+    )

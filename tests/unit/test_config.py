@@ -642,3 +642,15 @@ def test_smtp_connections_default_and_check() -> None:
     assert parse(doc(smtp=smtp | {"connections": 4})).smtp.connections == 4
     errors = errors_of(doc(smtp=smtp | {"connections": 0}))
     assert len(errors) == 1 and errors[0].startswith("smtp.connections")
+
+
+def test_group_commit_limits_have_defaults_and_are_checked() -> None:
+    storage = parse(doc()).storage
+    assert (storage.batch_messages, storage.batch_bytes, storage.batch_wait_ms) == (
+        50,
+        8 * 1024 * 1024,
+        0,
+    )
+    problems = errors_of(doc(storage={"batch_messages": 0, "batch_wait_ms": -1}))
+    assert any(p.startswith("storage.batch_messages") for p in problems), problems
+    assert any(p.startswith("storage.batch_wait_ms") for p in problems), problems
