@@ -87,12 +87,13 @@ class OutboxSender:
         """Send what is due now; return how many rows were claimed."""
         rows = ob.claim_due(self.owner, self.app.clock.now(), limit)
         try:
+            doubtful = ob.in_doubt_ids(rows)
             for index, row in enumerate(rows):
                 if self.stop_requested.is_set():
                     # Shutting down: the rest go back to the queue untouched.
                     ob.release_claims(rows[index:], self.owner)
                     break
-                if ob.in_doubt(row):
+                if row.id in doubtful:
                     self._interrupted(row)
                 self._send(row)
         finally:

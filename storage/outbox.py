@@ -218,6 +218,17 @@ def in_doubt(row: Outbox) -> bool:
     )
 
 
+def in_doubt_ids(rows: Sequence[Outbox]) -> set[int]:
+    """``in_doubt`` for several rows, in one query (a claimed batch)."""
+    ids = [row.id for row in rows]
+    if not ids:
+        return set()
+    query = OutboxAttempt.select(OutboxAttempt.outbox).where(
+        OutboxAttempt.outbox.in_(ids) & (OutboxAttempt.result == ATTEMPT_SENDING)
+    )
+    return {outbox_id for (outbox_id,) in query.tuples()}
+
+
 def _finish_attempt(row: Outbox, stamp: datetime, result: str, detail: str) -> None:
     """Turn the pending ``sending`` attempt into ``result`` (or log a new attempt)."""
     updated = (
