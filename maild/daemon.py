@@ -25,6 +25,7 @@ from typing import Any
 import structlog
 
 from maild.agents import agent_trust_warning
+from maild.allocator import return_large_blocks
 from maild.app import App, build_app
 from maild.clock import Clock
 from maild.config import ConfigError, Settings, load_settings
@@ -478,6 +479,7 @@ def recover_imap_leases(app: App, alive: Callable[[str], bool] = same_host_owner
 
 
 def run_daemon(settings: Settings, clock: Clock | None = None) -> int:
+    return_large_blocks()  # peak RSS with large messages: see maild.allocator
     app = build_app(settings, clock)
     try:
         return asyncio.run(Daemon(app, settings.source_path).run())
