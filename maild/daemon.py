@@ -24,6 +24,7 @@ from typing import Any
 import structlog
 
 from maild.agents import agent_trust_warning
+from maild.allocator import return_large_blocks
 from maild.app import App, build_app
 from maild.clock import Clock
 from maild.config import ConfigError, Settings, load_settings
@@ -396,6 +397,7 @@ class Daemon:
 
 
 def run_daemon(settings: Settings, clock: Clock | None = None) -> int:
+    return_large_blocks()  # peak RSS with large messages: see maild.allocator
     app = build_app(settings, clock)
     try:
         return asyncio.run(Daemon(app, settings.source_path).run())

@@ -57,6 +57,7 @@ from maild.intake.imap_client import (
     ImapConnector,
     chunks,
     is_response,
+    quiet_imaplib,
 )
 from maild.intake.leases import (
     SHARE_CHECK_SECONDS,
@@ -267,16 +268,20 @@ class ImapRunner:
                 position = ImapPosition(self.source.name, uidvalidity, uid, self.lease.generation)
                 if uid in oversize:
                     head = headers.get(uid, {}).get(ITEM_HEADER)
-                    if head is None:
-                        continue
-                    item = Incoming(head, self._ingest_source, position, sizes[uid])
+                    item = (
+                        None
+                        if head is None
+                        else Incoming(head, self._ingest_source, position, sizes[uid])
+                    )
                 else:
-                    raw = bodies.get(uid)
-                    if raw is None:
-                        continue
-                    item = Incoming(raw, self._ingest_source, position)
+                    item = self._incoming(bodies, uid, position)
+                if item is None:
+                    continue
                 pending.append((uid, item))
                 pending_bytes += len(item.raw)
+                # The batch holds the only reference: a large body is freed by its
+                # flush, not kept alive by this loop while the next one is fetched.
+                del item
                 if pending_bytes >= FETCH_BYTES_BUDGET or len(pending) >= self.batch_size:
                     flush()
             flush()
@@ -295,6 +300,10 @@ class ImapRunner:
         for _, result in done:
             self._report_ingested(result)
         return len(done)
+
+    def _incoming(self, bodies: BodyReader, uid: int, position: ImapPosition) -> Incoming | None:
+        raw = bodies.get(uid)
+        return None if raw is None else Incoming(raw, self._ingest_source, position)
 
     @property
     def _ingest_source(self) -> str:
@@ -456,6 +465,7 @@ class ImapRunner:
         if self._client is not None:
             return self._client
         client = self.connector.connect(self.source)
+        quiet_imaplib(client)
         self._client = client
         if self.source.auth == "xoauth2":
             self._reauthenticate_at = self.app.oauth.reauthenticate_at(self.source.name)

@@ -6,6 +6,7 @@ protocol pieces it needs, so the runner reads as the pass it is."""
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import random
 import socket
@@ -40,6 +41,7 @@ FETCH_HEADER = ["BODY.PEEK[HEADER]"]
 RESP_EXISTS = b"EXISTS"
 RESP_RECENT = b"RECENT"
 RESP_BYE = b"BYE"
+IMAPLIB_LOGGER = "imapclient.imaplib"  # where imapclient sends imaplib's trace
 
 # What a lost connection, a refused login or a dead server looks like to imapclient.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
@@ -171,6 +173,19 @@ class BodyReader:
             }
             self._fetched = set(group)
         return self._pending.pop(uid, None)  # the caller holds the only copy
+
+
+def quiet_imaplib(client: IMAPClient) -> None:
+    """Turn off imaplib's own protocol tracing unless its logger would print it.
+
+    imapclient sets ``imaplib.IMAP4.debug = 5`` on every connection and routes the
+    trace to the ``imapclient.imaplib`` logger; imaplib formats each message before
+    that logger can drop it, including ``repr()`` of every FETCH literal, twice. For a
+    14 MB body that is ~33 MB of throwaway strings at the peak of a fetch, whatever
+    the log level."""
+    imap = getattr(client, "_imap", None)
+    if imap is not None and not logging.getLogger(IMAPLIB_LOGGER).isEnabledFor(logging.DEBUG):
+        imap.debug = 0
 
 
 def is_response(response: Any, name: bytes) -> bool:
