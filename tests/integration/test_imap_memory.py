@@ -119,5 +119,7 @@ def test_a_large_body_is_held_once_and_released_before_the_next(
     # repr() strings of it on top: ~3.3 times the message.
     assert first_peak < 1.5 * sizes[0]
     assert second_peak < 1.5 * sizes[1]
-    # The first body, committed, is no longer held when the second is fetched.
-    assert largest_live < sizes[0] / 2
+    # The first body, committed, is no longer held when the second is fetched: no
+    # live block of its size (smaller ones are other things: the holiday tables, loaded
+    # on first use while the first message was decided, are ~1.9 MB).
+    assert largest_live < 0.9 * sizes[0]
