@@ -42,7 +42,6 @@ from maild.intake.imap_client import (
     CAP_MOVE,
     CAP_UIDPLUS,
     CONNECTION_ERRORS,
-    FETCH_BYTES_BUDGET,
     FETCH_HEADER,
     FETCH_META,
     ITEM_HEADER,
@@ -83,7 +82,6 @@ __all__ = ["ImapRunner"]
 
 log = structlog.get_logger("maild.imap")
 
-BATCH_SIZE = 50  # UIDs per FETCH round of sizes and flags
 IDLE_RENEW_SECONDS = 25 * 60  # RFC 2177: servers may drop an IDLE after 29 minutes
 IDLE_CHECK_SECONDS = 1.0  # longest single idle_check, so a stop is seen within a second
 
@@ -101,7 +99,7 @@ class ImapRunner:
         stop_event: threading.Event,
         on_ingested: Callable[[IngestResult], None] | None = None,
         rng: random.Random | None = None,
-        batch_size: int = BATCH_SIZE,
+        batch_size: int | None = None,
         backoff_base: float = BACKOFF_BASE_SECONDS,
         backoff_cap: float = BACKOFF_CAP_SECONDS,
         share: LeaseShare | None = None,
@@ -112,7 +110,10 @@ class ImapRunner:
         self.owner = owner
         self.stop_event = stop_event
         self.on_ingested = on_ingested
-        self.batch_size = batch_size
+        # Group commit (SPEC §2.3): UIDs per FETCH round of sizes and flags, and the
+        # messages and bytes of one batch ([storage] batch_messages, batch_bytes).
+        self.batch_size = batch_size or app.settings.storage.batch_messages
+        self.batch_bytes = app.settings.storage.batch_bytes
         self.backoff = Backoff(rng or random.Random(), backoff_base, backoff_cap)
         self.lease = SourceLease(app, source.name, owner, share, self._log)
         self._client: IMAPClient | None = None
@@ -245,7 +246,7 @@ class ImapRunner:
         normal = [uid for uid in present if sizes[uid] <= limit]
         oversize = {uid for uid in present if sizes[uid] > limit}
         headers = client.fetch(sorted(oversize), FETCH_HEADER) if oversize else {}
-        bodies = BodyReader(client, normal, sizes)
+        bodies = BodyReader(client, normal, sizes, self.batch_bytes)
         done: list[tuple[int, IngestResult]] = []
         # Group commit (SPEC §2.3): messages go to the pipeline in batches, bounded
         # by count and by bytes held in memory.
@@ -282,7 +283,7 @@ class ImapRunner:
                 # The batch holds the only reference: a large body is freed by its
                 # flush, not kept alive by this loop while the next one is fetched.
                 del item
-                if pending_bytes >= FETCH_BYTES_BUDGET or len(pending) >= self.batch_size:
+                if pending_bytes >= self.batch_bytes or len(pending) >= self.batch_size:
                     flush()
             flush()
         except BaseException:

@@ -22,7 +22,6 @@ from maild.config import ImapSource
 from maild.errors import TransientError
 from maild.oauth import NeedsAuthorizationError, OAuthTokens
 
-FETCH_BYTES_BUDGET = 8 * 1024 * 1024  # bodies fetched per round trip, to bound memory
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 60.0
 DEFAULT_TIMEOUT_SECONDS = 30.0
@@ -154,11 +153,14 @@ def by_bytes(uids: Sequence[int], sizes: dict[int, int], budget: int) -> Iterato
 
 
 class BodyReader:
-    """Fetches whole messages in groups bounded by ``FETCH_BYTES_BUDGET``, on demand."""
+    """Fetches whole messages in groups of at most ``budget`` bytes (at least one
+    message each), on demand."""
 
-    def __init__(self, client: IMAPClient, uids: Iterable[int], sizes: dict[int, int]) -> None:
+    def __init__(
+        self, client: IMAPClient, uids: Iterable[int], sizes: dict[int, int], budget: int
+    ) -> None:
         self._client = client
-        self._groups = iter(by_bytes(list(uids), sizes, FETCH_BYTES_BUDGET))
+        self._groups = iter(by_bytes(list(uids), sizes, budget))
         self._pending: dict[int, bytes] = {}
         self._fetched: set[int] = set()
 

@@ -34,14 +34,12 @@ ERR_550 = "550 5.1.1 No such mailbox here"
 ERR_554_EMPTY = "554 5.6.0 Empty message"
 
 
-BATCH_MESSAGES = 50
-BATCH_BYTES = 8 * 1024 * 1024
-
-
 class _GroupCommit:
     """Deliveries that arrive while a batch is being stored wait for the next batch
-    and commit together (SPEC §2.3). A delivery arriving alone is processed at once:
-    nothing waits on a timer, so latency does not suffer when mail comes one by one."""
+    and commit together (SPEC §2.3), up to ``[storage] batch_messages`` and
+    ``batch_bytes``. With ``batch_wait_ms = 0`` (the default) a delivery arriving
+    alone is processed at once: nothing waits on a timer, so latency does not suffer
+    when mail comes one by one; a wait gathers the stragglers of a burst first."""
 
     def __init__(self, app: App, source: str) -> None:
         self.app = app
@@ -57,11 +55,13 @@ class _GroupCommit:
         return await future
 
     async def _work(self) -> None:
-        await asyncio.sleep(0)  # deliveries ready in this same loop turn join the first batch
+        limits = self.app.settings.storage
+        # Deliveries ready in this same loop turn (or within the wait) join the first batch.
+        await asyncio.sleep(limits.batch_wait_ms / 1000)
         while self.pending:
             batch: list[tuple[Incoming, asyncio.Future[IngestResult]]] = []
             held = 0
-            while self.pending and len(batch) < BATCH_MESSAGES and held < BATCH_BYTES:
+            while self.pending and len(batch) < limits.batch_messages and held < limits.batch_bytes:
                 item, future = self.pending.pop(0)
                 batch.append((item, future))
                 held += len(item.raw)

@@ -21,7 +21,6 @@ from imapclient import IMAPClient
 
 from maild.app import App
 from maild.config import ImapSource
-from maild.intake import imap, imap_client
 from maild.intake.imap import ImapRunner
 from maild.intake.imap_client import FETCH_BODY, DefaultImapConnector
 from tests.plugins.dovecot import ImapMailbox
@@ -79,10 +78,7 @@ def test_a_large_body_is_held_once_and_released_before_the_next(
     make_app: Callable[..., App],
     imap_mailbox: ImapMailbox,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(imap_client, "FETCH_BYTES_BUDGET", BUDGET)
-    monkeypatch.setattr(imap, "FETCH_BYTES_BUDGET", BUDGET)
     sizes = []
     for n in range(2):
         raw = big_mail(n)
@@ -101,7 +97,11 @@ def test_a_large_body_is_held_once_and_released_before_the_next(
         "folder": "INBOX",
         "processed_folder": "Processados",
     }
-    app = make_app(imap=[table], attachments={"max_message_bytes": 20 * 1024 * 1024})
+    app = make_app(
+        imap=[table],
+        attachments={"max_message_bytes": 20 * 1024 * 1024},
+        storage={"batch_bytes": BUDGET},
+    )
     connector = MeasuringConnector()
     runner = ImapRunner(
         app, app.settings.imap[0], connector, owner="a", stop_event=threading.Event()

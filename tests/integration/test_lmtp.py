@@ -357,3 +357,25 @@ def test_dot_stuffed_lines_arrive_unstuffed(serve) -> None:
     listener.app.db.connect(reuse_if_open=True)
     stored = listener.app.raw_store.get(RawMessage.get().sha256)
     assert stored.endswith(b"parou.\r\n.\r\n..dois\r\n.um\r\n")
+
+
+def test_batch_limits_and_the_wait_for_stragglers_come_from_the_settings(serve) -> None:
+    """[storage] batch_wait_ms gathers a burst's deliveries; batch_messages caps a batch."""
+    listener = serve(storage={"batch_messages": 2, "batch_wait_ms": 2000})
+    start = threading.Barrier(4)
+
+    def deliver(n: int) -> None:
+        with lmtp_client(listener) as client:
+            start.wait(10)
+            client.sendmail(CUSTOMER, ["suporte@example.com"], message(f"wait-{n}@c.example"))
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert Inbound.select().where(Inbound.state == "processed").count() == 4
+    histogram = listener.app.metrics.batch_size
+    sizes = {s.labels.get("le"): s.value for s in histogram.collect()[0].samples}
+    assert sizes["2.0"] == 2 and sizes["1.0"] == 0  # two batches of two, none alone
