@@ -27,8 +27,7 @@ from datetime import datetime
 from typing import Any
 
 import structlog
-from imapclient import DELETED, SEEN, IMAPClient
-from imapclient.exceptions import IMAPClientError
+from imapclient import IMAPClient
 
 from maild.app import App
 from maild.config import ImapSource
@@ -39,8 +38,6 @@ from maild.intake.imap_client import (
     BACKOFF_BASE_SECONDS,
     BACKOFF_CAP_SECONDS,
     CAP_IDLE,
-    CAP_MOVE,
-    CAP_UIDPLUS,
     CONNECTION_ERRORS,
     FETCH_HEADER,
     FETCH_META,
@@ -52,6 +49,7 @@ from maild.intake.imap_client import (
     Backoff,
     BodyReader,
     DefaultImapConnector,
+    Filing,
     ImapConnectionLostError,
     ImapConnector,
     chunks,
@@ -118,7 +116,7 @@ class ImapRunner:
         self.lease = SourceLease(app, source.name, owner, share, self._log)
         self._client: IMAPClient | None = None
         self._swept = False  # leftovers of an earlier run finished on this connection
-        self._known_folders: set[str] = set()
+        self.filing = Filing(source, self._log)
         self._failing = False
         self._exists_at_select: int | None = None  # EXISTS answered by the pass's SELECT
         self._reauthenticate_at: datetime | None = None  # XOAUTH2: the token's end, less a margin
@@ -288,7 +286,7 @@ class ImapRunner:
             flush()
         except BaseException:
             with contextlib.suppress(Exception):
-                self._after_commit(client, [(uid, r.outcome) for uid, r in done])
+                self.filing.after_commit(client, [(uid, r.outcome) for uid, r in done])
             raise
         self._log(
             "info",
@@ -297,7 +295,7 @@ class ImapRunner:
             bytes=sum(sizes[uid] for uid, _ in done),
             oversize=len(oversize),
         )
-        self._after_commit(client, [(uid, r.outcome) for uid, r in done])
+        self.filing.after_commit(client, [(uid, r.outcome) for uid, r in done])
         for _, result in done:
             self._report_ingested(result)
         return len(done)
@@ -310,48 +308,6 @@ class ImapRunner:
     def _ingest_source(self) -> str:
         return f"imap:{self.source.name}"
 
-    def _after_commit(self, client: IMAPClient, done: Sequence[tuple[int, str | None]]) -> None:
-        """Flag committed messages \\Seen and move them where the outcome says."""
-        if not done:
-            return
-        client.add_flags([uid for uid, _ in done], [SEEN], silent=True)
-        moves: dict[str, list[int]] = {}
-        for uid, outcome in done:
-            destination = self._destination(outcome)
-            if destination is not None:
-                moves.setdefault(destination, []).append(uid)
-        for destination, uids in moves.items():
-            self._move(client, uids, destination)
-
-    def _destination(self, outcome: str | None) -> str | None:
-        folder = self.source.processed_folder
-        if outcome == QUARANTINED and self.source.failed_folder:
-            folder = self.source.failed_folder
-        # Moving into the folder being read would give the message a new UID, forever.
-        return folder if folder and folder != self.source.folder else None
-
-    def _move(self, client: IMAPClient, uids: list[int], folder: str) -> None:
-        if folder not in self._known_folders:
-            if not client.folder_exists(folder):
-                try:
-                    client.create_folder(folder)
-                except IMAPClientError:
-                    if not client.folder_exists(folder):  # created by someone else meanwhile
-                        raise
-            self._known_folders.add(folder)
-        if client.has_capability(CAP_MOVE):
-            client.move(uids, folder)
-        else:
-            client.copy(uids, folder)
-            client.add_flags(uids, [DELETED], silent=True)
-            if client.has_capability(CAP_UIDPLUS):
-                client.uid_expunge(uids)
-            else:
-                # Without UIDPLUS only a plain EXPUNGE exists; it also removes anything
-                # else already marked \Deleted in this folder.
-                client.expunge()
-        self._log("debug", "imap.moved", count=len(uids), folder=folder)
-
     def _sweep(self, client: IMAPClient, uidvalidity: int, last_uid: int) -> None:
         """Finish what an earlier run (or another instance) left below ``last_uid``:
         messages stored but not processed (a fenced or crashed holder) are processed
@@ -360,7 +316,7 @@ class ImapRunner:
             return
         self._process_left_over(uidvalidity, last_uid)
         criteria: list[Any] = ["UID", f"1:{last_uid}"]
-        if self._destination(None) is None and self._destination(QUARANTINED) is None:
+        if self.filing.destination(None) is None and self.filing.destination(QUARANTINED) is None:
             criteria.append("UNSEEN")  # nothing is moved: only flags can be missing
         leftovers = [uid for uid in client.search(criteria) if uid <= last_uid]
         done: list[tuple[int, str | None]] = []
@@ -376,7 +332,7 @@ class ImapRunner:
         except DATABASE_ERRORS as exc:
             raise StorageUnavailableError(f"database: {exc}") from exc
         if done:
-            self._after_commit(client, sorted(done))
+            self.filing.after_commit(client, sorted(done))
             self._log("info", "imap.swept", count=len(done))
 
     def _process_left_over(self, uidvalidity: int, last_uid: int) -> None:
@@ -472,7 +428,7 @@ class ImapRunner:
             self._reauthenticate_at = self.app.oauth.reauthenticate_at(self.source.name)
         self._state(SOURCE_CONNECTED)
         self._swept = False
-        self._known_folders = set()
+        self.filing.forget_folders()
         self._log(
             "info",
             "imap.connected",

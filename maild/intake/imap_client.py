@@ -11,16 +11,17 @@ import os
 import random
 import socket
 import ssl
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from imapclient import IMAPClient
+from imapclient import DELETED, SEEN, IMAPClient
 from imapclient.exceptions import IMAPClientError
 
 from maild.config import ImapSource
 from maild.errors import TransientError
 from maild.oauth import NeedsAuthorizationError, OAuthTokens
+from maild.policy.types import QUARANTINED
 
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 60.0
@@ -193,3 +194,60 @@ def quiet_imaplib(client: IMAPClient) -> None:
 def is_response(response: Any, name: bytes) -> bool:
     """Whether a parsed untagged response is ``name`` (``* BYE ...`` or ``* 3 EXISTS``)."""
     return isinstance(response, tuple) and len(response) >= 2 and name in response[:2]
+
+
+class Filing:
+    """What happens in the mailbox once messages are committed: flagged ``\\Seen``
+    and moved to ``processed_folder`` (or ``failed_folder`` when quarantined), by UID
+    sets, with MOVE where the server has it."""
+
+    def __init__(self, source: ImapSource, log: Callable[..., None]) -> None:
+        self.source = source
+        self._log = log
+        self._known_folders: set[str] = set()
+
+    def forget_folders(self) -> None:
+        """A new connection: folders are looked up again."""
+        self._known_folders = set()
+
+    def after_commit(self, client: IMAPClient, done: Sequence[tuple[int, str | None]]) -> None:
+        """Flag committed messages \\Seen and move them where the outcome says."""
+        if not done:
+            return
+        client.add_flags([uid for uid, _ in done], [SEEN], silent=True)
+        moves: dict[str, list[int]] = {}
+        for uid, outcome in done:
+            destination = self.destination(outcome)
+            if destination is not None:
+                moves.setdefault(destination, []).append(uid)
+        for destination, uids in moves.items():
+            self._move(client, uids, destination)
+
+    def destination(self, outcome: str | None) -> str | None:
+        folder = self.source.processed_folder
+        if outcome == QUARANTINED and self.source.failed_folder:
+            folder = self.source.failed_folder
+        # Moving into the folder being read would give the message a new UID, forever.
+        return folder if folder and folder != self.source.folder else None
+
+    def _move(self, client: IMAPClient, uids: list[int], folder: str) -> None:
+        if folder not in self._known_folders:
+            if not client.folder_exists(folder):
+                try:
+                    client.create_folder(folder)
+                except IMAPClientError:
+                    if not client.folder_exists(folder):  # created by someone else meanwhile
+                        raise
+            self._known_folders.add(folder)
+        if client.has_capability(CAP_MOVE):
+            client.move(uids, folder)
+        else:
+            client.copy(uids, folder)
+            client.add_flags(uids, [DELETED], silent=True)
+            if client.has_capability(CAP_UIDPLUS):
+                client.uid_expunge(uids)
+            else:
+                # Without UIDPLUS only a plain EXPUNGE exists; it also removes anything
+                # else already marked \Deleted in this folder.
+                client.expunge()
+        self._log("debug", "imap.moved", count=len(uids), folder=folder)
