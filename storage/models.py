@@ -14,7 +14,7 @@ from typing import Any
 
 import peewee as pw
 from maild.storage.binding import MODELS_DATABASE
-from maild.storage.statements import insert_row, update_row
+from maild.storage.statements import NOT_CACHED, insert_row, select_by_field, update_row
 
 TICKET_STATUSES = ("open", "in_progress", "waiting_customer", "resolved", "closed")
 ACTIVE_STATUSES = ("open", "in_progress", "waiting_customer")
@@ -93,6 +93,16 @@ class BaseModel(pw.Model):
         if not insert_row(instance):
             instance.save(force_insert=True)
         return instance
+
+    @classmethod
+    def get(cls, *query: Any, **filters: Any) -> Any:
+        """``field == value`` lookups with a statement built once per field."""
+        found = select_by_field(cls, query, filters)
+        if found is NOT_CACHED:
+            return super().get(*query, **filters)
+        if found is None:
+            raise cls.DoesNotExist(f"{cls.__name__} instance matching query does not exist")
+        return found
 
     def save(self, force_insert: bool = False, only: Any = None) -> Any:
         """Only the changed columns (``only_save_dirty``), with a statement built once

@@ -1,4 +1,4 @@
-"""INSERT and UPDATE statements built once per table and column set, then reused.
+"""INSERT, UPDATE and single-row SELECT statements built once per shape, then reused.
 
 peewee builds the SQL text of every query from its node tree, which cost about a
 third of the pipeline's CPU (bench/README.md): a message inserts a dozen rows
@@ -6,7 +6,8 @@ whose statements differ only in their values. ``insert_row`` asks peewee for the
 text the first time a model inserts a given set of columns, checks that it can
 reproduce peewee's parameters itself, and from then on only converts the values
 (``Field.db_value``) and executes the remembered text. ``update_row`` does the
-same for ``save()`` of a row's changed columns. Anything unusual (SQL
+same for ``save()`` of a row's changed columns, and ``select_by_field`` for
+``Model.get(Model.field == value)`` (``get_or_none``, ``get_by_id``). Anything unusual (SQL
 expressions as values, an unsaved related row, a parameter mismatch) goes
 peewee's own way.
 """
@@ -118,6 +119,64 @@ def _unsettled_relations(instance: pw.Model, data: dict[str, Any]) -> bool:
         (name in data and data[name] is None) or getattr(rel, "_pk", 0) is None
         for name, rel in instance.__rel__.items()
     )
+
+
+NOT_CACHED = object()  # select_by_field: "ask peewee"
+
+
+def select_by_field(model: type[pw.Model], query: tuple[Any, ...], filters: dict[str, Any]) -> Any:
+    """``model.get(*query, **filters)`` for one ``field == value`` (or a bare key):
+    the row as peewee builds it, None when there is none, or NOT_CACHED for any
+    other query."""
+    if filters or len(query) != 1:
+        return NOT_CACHED
+    term = query[0]
+    meta = model._meta
+    if isinstance(term, int) and not isinstance(term, bool) and meta.auto_increment:
+        field, value = meta.primary_key, term
+    elif (
+        isinstance(term, pw.Expression)
+        and term.op == pw.OP.EQ
+        and isinstance(term.lhs, pw.Field)
+        and term.lhs.model is model
+        and not isinstance(term.rhs, pw.Node)
+        and term.rhs is not None
+    ):
+        field, value = term.lhs, term.rhs
+    else:
+        return NOT_CACHED
+    db = meta.database
+    shape: _Shape = ("get", model, (field.name,), db.param, False)
+    entry = _CACHE.get(shape, False)
+    if entry is False:
+        entry = _build_select(model, field, value)
+        with _LOCK:
+            _CACHE[shape] = entry
+    if entry is None:
+        return NOT_CACHED
+    sql, fields = entry
+    cursor = db.execute_sql(sql, [field.db_value(value), 1, 0])
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    instance = model(
+        __no_default__=1, **{f.name: f.python_value(v) for f, v in zip(fields, row, strict=True)}
+    )
+    instance._dirty.clear()
+    return instance
+
+
+def _build_select(
+    model: type[pw.Model], field: pw.Field, value: Any
+) -> tuple[str, tuple[pw.Field, ...]] | None:
+    query = model.select().where(field == value).paginate(1, 1)
+    sql, params = query.sql()
+    if list(params) != [field.db_value(value), 1, 0]:
+        return None
+    fields = tuple(model._meta.sorted_fields)
+    if len(query._returning) != len(fields):
+        return None
+    return sql, fields
 
 
 def cached_shapes() -> int:

@@ -139,3 +139,40 @@ def test_a_related_row_saved_after_it_was_assigned_goes_peewees_way(db: pw.Datab
     assert Event.get_by_id(event.id).ticket_id == later.id
     fresh = Event(ticket=Ticket(number=100022), kind="k", actor="a", data={}, created_at=NOW)
     assert not insert_row(fresh)  # the same for an insert
+
+
+def test_remembered_single_row_lookups_match_peewee(db: pw.Database) -> None:
+    ticket = _ticket(100030, priority="high")
+    event = Event.create(ticket=ticket, kind="k", actor="a", data={"ç": [1]}, created_at=NOW)
+    raw = RawMessage.create(sha256="c" * 64, size=3, created_at=NOW)
+    inbound = Inbound.create(raw=raw, source="ingest", received_at=NOW)
+    Outbox.create(
+        idem_key="look",
+        recipients=["a@x.example"],
+        created_at=NOW,
+        next_attempt_at=NOW,
+        template="t",
+        mail_from="s@x.example",
+        message_id="<look@x>",
+        subject="s",
+        raw=b"\x00\xffbytes",
+    )
+    for model, term in (
+        (Ticket, Ticket.number == 100030),
+        (Ticket, ticket.id),
+        (Event, Event.id == event.id),
+        (RawMessage, RawMessage.sha256 == "c" * 64),
+        (Inbound, Inbound.id == inbound.id),
+        (Outbox, Outbox.idem_key == "look"),
+    ):
+        theirs = model.select().where(term if not isinstance(term, int) else model.id == term).get()
+        mine = model.get(term)
+        assert not mine.is_dirty()
+        assert {
+            k: bytes(v) if isinstance(v, memoryview) else v for k, v in mine.__data__.items()
+        } == {k: bytes(v) if isinstance(v, memoryview) else v for k, v in theirs.__data__.items()}
+    assert Inbound.get_by_id(inbound.id).raw.sha256 == "c" * 64  # a related row, loaded lazily
+    assert Ticket.get_or_none(Ticket.number == 999999) is None
+    with pytest.raises(Ticket.DoesNotExist):
+        Ticket.get(Ticket.number == 999999)
+    assert cached_shapes() >= 1
