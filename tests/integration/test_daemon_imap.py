@@ -76,17 +76,7 @@ def run(tmp_path: Path, imap_mailbox: ImapMailbox, smtp_sink: SmtpSink) -> Itera
 instance = "Acme Suporte"
 data_dir = "{tmp_path / "var"}"
 
-[[imap]]
-name = "suporte"
-host = "127.0.0.1"
-port = {imap_mailbox.port}
-security = "none"
-username = "{imap_mailbox.username}"
-password_file = "{tmp_path / "imap-password"}"
-processed_folder = "Processados"
-idle = true
-poll_seconds = 5
-
+{imap_mailbox.source_toml(tmp_path / "imap-password", poll_seconds=5)}
 [listener]
 enabled = false
 

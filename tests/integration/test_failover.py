@@ -97,17 +97,7 @@ data_dir = "{folder / "var"}"
 [database]
 url = "{pg_url}"
 
-[[imap]]
-name = "suporte"
-host = "127.0.0.1"
-port = {imap_mailbox.port}
-security = "none"
-username = "{imap_mailbox.username}"
-password_file = "{tmp_path / "imap-password"}"
-processed_folder = "Processados"
-idle = true
-poll_seconds = 60
-
+{imap_mailbox.source_toml(tmp_path / "imap-password", poll_seconds=60)}
 [listener]
 enabled = false
 

@@ -138,19 +138,7 @@ def test_full_disk_while_lmtp_and_imap_are_in_flight(
         daemon={"data_dir": str(small_disk / "var")},
         storage={"blobs": blobs},
         listener={"enabled": True, "protocol": "lmtp", "port": free_port()},
-        imap=[
-            {
-                "name": "suporte",
-                "host": imap_mailbox.host,
-                "port": imap_mailbox.port,
-                "security": "none",
-                "username": imap_mailbox.username,
-                "password_file": str(secret),
-                "folder": "INBOX",
-                "poll_seconds": 1,
-                "idle": False,
-            }
-        ],
+        imap=[imap_mailbox.source_table(secret, folder="INBOX", poll_seconds=1, idle=False)],
     )
     listener = Listener(app).start()
     stop = threading.Event()

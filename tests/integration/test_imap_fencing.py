@@ -78,16 +78,9 @@ def test_a_runner_whose_lease_was_taken_over_leaves_its_mail_to_the_new_holder(
     app = make_app(
         database_url,
         imap=[
-            {
-                "name": "suporte",
-                "host": imap_mailbox.host,
-                "port": imap_mailbox.port,
-                "security": "none",
-                "username": imap_mailbox.username,
-                "password_file": str(tmp_path / "imap-password"),
-                "processed_folder": "Processados",
-                "poll_seconds": 30,
-            }
+            imap_mailbox.source_table(
+                tmp_path / "imap-password", processed_folder="Processados", poll_seconds=30
+            )
         ],
     )
     source = app.settings.imap[0]
@@ -150,16 +143,9 @@ def test_mail_a_lost_holder_stored_below_the_position_is_decided_by_the_next(
     app = make_app(
         database_url,
         imap=[
-            {
-                "name": "suporte",
-                "host": imap_mailbox.host,
-                "port": imap_mailbox.port,
-                "security": "none",
-                "username": imap_mailbox.username,
-                "password_file": str(tmp_path / "imap-password"),
-                "processed_folder": "Processados",
-                "poll_seconds": 30,
-            }
+            imap_mailbox.source_table(
+                tmp_path / "imap-password", processed_folder="Processados", poll_seconds=30
+            )
         ],
     )
     source = app.settings.imap[0]

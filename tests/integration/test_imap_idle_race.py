@@ -60,19 +60,7 @@ def test_mail_announced_during_an_empty_pass_is_fetched_without_waiting_for_the_
     make_app: Callable[..., App], imap_mailbox: ImapMailbox, tmp_path: Path
 ) -> None:
     (tmp_path / "imap-password").write_text(imap_mailbox.password)
-    app = make_app(
-        imap=[
-            {
-                "name": "suporte",
-                "host": imap_mailbox.host,
-                "port": imap_mailbox.port,
-                "security": "none",
-                "username": imap_mailbox.username,
-                "password_file": str(tmp_path / "imap-password"),
-                "poll_seconds": 60,
-            }
-        ]
-    )
+    app = make_app(imap=[imap_mailbox.source_table(tmp_path / "imap-password", poll_seconds=60)])
     stop = threading.Event()
 
     def arrive() -> None:

@@ -122,17 +122,12 @@ class Harness:
         extra = imap.pop("_tables", {})
         secret = self.tmp_path / "imap-password"
         secret.write_text(password if password is not None else self.mailbox.password)
-        table = {
-            "name": "suporte",
-            "host": self.mailbox.host,
-            "port": self.mailbox.port,
-            "security": "none",
-            "username": self.mailbox.username,
-            "password_file": str(secret),
-            "folder": "INBOX",
-            "processed_folder": "Processados",
-            "poll_seconds": 30,
-        } | imap
+        table = (
+            self.mailbox.source_table(
+                secret, folder="INBOX", processed_folder="Processados", poll_seconds=30
+            )
+            | imap
+        )
         table = {key: value for key, value in table.items() if value is not None}  # None: unset
         self.app = self.make_app(imap=[table], **extra)
         return self.app, self.app.settings.imap[0]

@@ -87,16 +87,7 @@ def test_a_large_body_is_held_once_and_released_before_the_next(
     del raw
     secret = tmp_path / "imap-password"
     secret.write_text(imap_mailbox.password)
-    table = {
-        "name": "suporte",
-        "host": imap_mailbox.host,
-        "port": imap_mailbox.port,
-        "security": "none",
-        "username": imap_mailbox.username,
-        "password_file": str(secret),
-        "folder": "INBOX",
-        "processed_folder": "Processados",
-    }
+    table = imap_mailbox.source_table(secret, folder="INBOX", processed_folder="Processados")
     app = make_app(
         imap=[table],
         attachments={"max_message_bytes": 20 * 1024 * 1024},

@@ -37,19 +37,9 @@ def pg_url(database_url: str) -> str:
 
 def sources(mailbox: ImapMailbox, password_file: Path) -> str:
     return "".join(
-        f"""
-[[imap]]
-name = "{folder.lower()}"
-host = "127.0.0.1"
-port = {mailbox.port}
-security = "none"
-username = "{mailbox.username}"
-password_file = "{password_file}"
-folder = "{folder}"
-processed_folder = "Processados"
-idle = true
-poll_seconds = 10  # IDLE tells at once; a pass at least this often all the same
-"""
+        # IDLE tells at once; a pass at least every 10 s all the same.
+        "\n"
+        + mailbox.source_toml(password_file, poll_seconds=10, name=folder.lower(), folder=folder)
         for folder in FOLDERS
     )
 

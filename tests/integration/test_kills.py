@@ -215,17 +215,7 @@ data_dir = "{folder / "var"}"
 [database]
 url = "{url}"
 
-[[imap]]
-name = "suporte"
-host = "127.0.0.1"
-port = {mailbox.port}
-security = "none"
-username = "{mailbox.username}"
-password_file = "{folder / "imap-password"}"
-processed_folder = "Processados"
-idle = true
-poll_seconds = 5
-
+{mailbox.source_toml(folder / "imap-password", poll_seconds=5)}
 [listener]
 enabled = false
 

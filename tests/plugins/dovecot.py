@@ -30,10 +30,12 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 from imapclient import IMAPClient
+
+from tests.shipped_settings import toml_value
 
 __all__ = ["DovecotServer", "DovecotUnavailable", "ImapMailbox"]
 
@@ -416,6 +418,26 @@ class ImapMailbox:
     def append(self, raw: bytes, folder: str = "INBOX", flags: Sequence[str | bytes] = ()) -> int:
         """APPEND ``raw`` to ``folder`` (created if missing); returns its UID."""
         return self.server.append(self.username, folder, raw, flags)
+
+    def source_table(self, password_file: Path, **keys: Any) -> dict[str, Any]:
+        """An ``[[imap]]`` table of a maild source reading this mailbox (plaintext on
+        loopback), with ``keys`` added or replacing the defaults."""
+        return {
+            "name": "suporte",
+            "host": self.host,
+            "port": self.port,
+            "security": "none",
+            "username": self.username,
+            "password_file": str(password_file),
+        } | keys
+
+    def source_toml(self, password_file: Path, **keys: Any) -> str:
+        """``source_table`` as settings.toml text, reading in IDLE and moving what it
+        processed to ``Processados`` unless ``keys`` say otherwise."""
+        table = self.source_table(password_file, processed_folder="Processados", idle=True)
+        table |= keys
+        lines = ["[[imap]]", *(f"{key} = {toml_value(value)}" for key, value in table.items())]
+        return "\n".join(lines) + "\n"
 
     def close(self) -> None:
         clients, self._clients = self._clients, []
