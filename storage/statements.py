@@ -15,6 +15,7 @@ peewee's own way.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import peewee as pw
@@ -22,8 +23,40 @@ import peewee as pw
 # (model, columns, placeholder, returning) -> (sql, fields in parameter order), or
 # None when peewee's parameters could not be reproduced for that shape.
 _Shape = tuple[str, type, tuple[str, ...], str, bool]
-_CACHE: dict[_Shape, tuple[str, tuple[pw.Field, ...]] | None] = {}
+_Statement = tuple[str, tuple[pw.Field, ...]]
+_CACHE: dict[_Shape, _Statement | None] = {}
 _LOCK = threading.Lock()
+
+
+def _statement(shape: _Shape, build: Callable[[], _Statement | None]) -> _Statement | None:
+    """The statement remembered for ``shape``, built (or found unbuildable) once."""
+    entry = _CACHE.get(shape, False)
+    if entry is False:
+        entry = build()
+        with _LOCK:
+            _CACHE[shape] = entry
+    return entry
+
+
+def _columns(model: type[pw.Model], data: dict[str, Any]) -> tuple[pw.Field, ...]:
+    """The fields of ``data`` in the order peewee writes their columns."""
+    return tuple(sorted((model._meta.fields[name] for name in data), key=lambda f: f._sort_key))
+
+
+def _values(fields: tuple[pw.Field, ...], data: dict[str, Any]) -> list[Any]:
+    return [field.db_value(data[field.name]) for field in fields]
+
+
+def _plain(instance: pw.Model, data: dict[str, Any]) -> bool:
+    """Values a remembered statement can take: no SQL expressions, and no related
+    row given as an object that was unsaved when assigned (its key is missing from
+    the data, even if it was saved since): peewee fills those in itself."""
+    if any(isinstance(value, pw.Node) for value in data.values()):
+        return False
+    return not any(
+        (name in data and data[name] is None) or getattr(rel, "_pk", 0) is None
+        for name, rel in instance.__rel__.items()
+    )
 
 
 def insert_row(instance: pw.Model) -> bool:
@@ -35,37 +68,26 @@ def insert_row(instance: pw.Model) -> bool:
     data = {
         name: value for name, value in instance.__data__.items() if name != meta.primary_key.name
     }
-    if not data:
+    if not data or not _plain(instance, data):
         return False
-    if any(isinstance(value, pw.Node) for value in data.values()):
-        return False
-    if _unsettled_relations(instance, data):
-        return False  # a related row not saved yet: peewee saves it first
     db = meta.database
     returning = bool(db.returning_clause)
     shape: _Shape = ("insert", type(instance), tuple(sorted(data)), db.param, returning)
-    entry = _CACHE.get(shape, False)
-    if entry is False:
-        entry = _build(instance, data)
-        with _LOCK:
-            _CACHE[shape] = entry
+    entry = _statement(shape, lambda: _build_insert(instance, data))
     if entry is None:
         return False
     sql, fields = entry
-    cursor = db.execute_sql(sql, [field.db_value(data[field.name]) for field in fields])
+    cursor = db.execute_sql(sql, _values(fields, data))
     instance._pk = cursor.fetchone()[0] if returning else cursor.lastrowid
     instance._dirty.clear()
     return True
 
 
-def _build(instance: pw.Model, data: dict[str, Any]) -> tuple[str, tuple[pw.Field, ...]] | None:
+def _build_insert(instance: pw.Model, data: dict[str, Any]) -> _Statement | None:
     model = type(instance)
     sql, params = model.insert(**data).sql()
-    fields = tuple(sorted((model._meta.fields[name] for name in data), key=lambda f: f._sort_key))
-    mine = [field.db_value(data[field.name]) for field in fields]
-    if list(params) != mine:
-        return None
-    return sql, fields
+    fields = _columns(model, data)
+    return (sql, fields) if list(params) == _values(fields, data) else None
 
 
 def update_row(instance: pw.Model) -> int | None:
@@ -79,46 +101,25 @@ def update_row(instance: pw.Model) -> int | None:
     if not names:
         return None  # peewee's own answer for "nothing to save"
     data = {name: instance.__data__.get(name) for name in names}
-    if any(isinstance(value, pw.Node) for value in (*data.values(), pk)):
-        return None
-    if _unsettled_relations(instance, data):
+    if isinstance(pk, pw.Node) or not _plain(instance, data):
         return None
     db = meta.database
     shape: _Shape = ("update", type(instance), names, db.param, False)
-    entry = _CACHE.get(shape, False)
-    if entry is False:
-        entry = _build_update(instance, data)
-        with _LOCK:
-            _CACHE[shape] = entry
+    entry = _statement(shape, lambda: _build_update(instance, data))
     if entry is None:
         return None
     sql, fields = entry
-    params = [field.db_value(data[field.name]) for field in fields]
-    cursor = db.execute_sql(sql, [*params, meta.primary_key.db_value(pk)])
+    cursor = db.execute_sql(sql, [*_values(fields, data), meta.primary_key.db_value(pk)])
     instance._dirty -= set(names)
     return cursor.rowcount
 
 
-def _build_update(
-    instance: pw.Model, data: dict[str, Any]
-) -> tuple[str, tuple[pw.Field, ...]] | None:
+def _build_update(instance: pw.Model, data: dict[str, Any]) -> _Statement | None:
     model = type(instance)
     sql, params = model.update(**data).where(instance._pk_expr()).sql()
-    fields = tuple(sorted((model._meta.fields[name] for name in data), key=lambda f: f._sort_key))
-    mine = [field.db_value(data[field.name]) for field in fields]
-    mine.append(model._meta.primary_key.db_value(instance._pk))
-    if list(params) != mine:
-        return None
-    return sql, fields
-
-
-def _unsettled_relations(instance: pw.Model, data: dict[str, Any]) -> bool:
-    """A related row given as an object that was unsaved when assigned (its key is
-    missing from the data, even if it was saved since): peewee fills it in."""
-    return any(
-        (name in data and data[name] is None) or getattr(rel, "_pk", 0) is None
-        for name, rel in instance.__rel__.items()
-    )
+    fields = _columns(model, data)
+    mine = [*_values(fields, data), model._meta.primary_key.db_value(instance._pk)]
+    return (sql, fields) if list(params) == mine else None
 
 
 NOT_CACHED = object()  # select_by_field: "ask peewee"
@@ -147,11 +148,7 @@ def select_by_field(model: type[pw.Model], query: tuple[Any, ...], filters: dict
         return NOT_CACHED
     db = meta.database
     shape: _Shape = ("get", model, (field.name,), db.param, False)
-    entry = _CACHE.get(shape, False)
-    if entry is False:
-        entry = _build_select(model, field, value)
-        with _LOCK:
-            _CACHE[shape] = entry
+    entry = _statement(shape, lambda: _build_select(model, field, value))
     if entry is None:
         return NOT_CACHED
     sql, fields = entry
@@ -166,9 +163,7 @@ def select_by_field(model: type[pw.Model], query: tuple[Any, ...], filters: dict
     return instance
 
 
-def _build_select(
-    model: type[pw.Model], field: pw.Field, value: Any
-) -> tuple[str, tuple[pw.Field, ...]] | None:
+def _build_select(model: type[pw.Model], field: pw.Field, value: Any) -> _Statement | None:
     query = model.select().where(field == value).paginate(1, 1)
     sql, params = query.sql()
     if list(params) != [field.db_value(value), 1, 0]:
