@@ -15,17 +15,34 @@ pytestmark = pytest.mark.integration
 NOW = to_storage(datetime(2026, 11, 24, 13, 0, 0, 123456, tzinfo=UTC))
 
 
+def _ticket_fields(number: int) -> dict[str, object]:
+    return {
+        "number": number,
+        "subject": "Nota fiscal não emite",
+        "normalized_subject": "nota fiscal nao emite",
+        "department": "suporte",
+        "requester": "mariana@padaria.example.com.br",
+        "access_key": f"k{number}",
+        "created_at": NOW,
+        "updated_at": NOW,
+    }
+
+
 def _ticket(number: int, **fields: object) -> Ticket:
-    return Ticket.create(
-        number=number,
-        subject="Nota fiscal não emite",
-        normalized_subject="nota fiscal nao emite",
-        department="suporte",
-        requester="mariana@padaria.example.com.br",
-        access_key=f"k{number}",
+    return Ticket.create(**(_ticket_fields(number) | fields))
+
+
+def _outbox(idem_key: str, message_id: str, raw: bytes = b"x") -> Outbox:
+    return Outbox.create(
+        idem_key=idem_key,
+        recipients=["a@x.example"],
         created_at=NOW,
-        updated_at=NOW,
-        **fields,
+        next_attempt_at=NOW,
+        template="t",
+        mail_from="s@x.example",
+        message_id=message_id,
+        subject="s",
+        raw=raw,
     )
 
 
@@ -40,16 +57,7 @@ def test_remembered_inserts_match_peewee(db: pw.Database) -> None:
     assert not second.is_dirty()
 
     # peewee's own way for the same shape gives the same row, field for field.
-    third = Ticket(
-        number=100003,
-        subject=first.subject,
-        normalized_subject=first.normalized_subject,
-        department="suporte",
-        requester=first.requester,
-        access_key="k100003",
-        created_at=NOW,
-        updated_at=NOW,
-    )
+    third = Ticket(**_ticket_fields(100003))
     third.save(force_insert=True)
     mine = Ticket.get_by_id(first.id).__data__
     theirs = Ticket.get_by_id(third.id).__data__
@@ -77,29 +85,9 @@ def test_what_a_statement_cannot_do_goes_peewees_way(db: pw.Database) -> None:
 
 
 def test_a_unique_clash_is_peewees_integrity_error(db: pw.Database) -> None:
-    Outbox.create(
-        idem_key="k",
-        recipients=["a@x.example"],
-        created_at=NOW,
-        next_attempt_at=NOW,
-        template="t",
-        mail_from="s@x.example",
-        message_id="<m@x>",
-        subject="s",
-        raw=b"x",
-    )
+    _outbox("k", "<m@x>")
     with pytest.raises(pw.IntegrityError), db.atomic():
-        Outbox.create(
-            idem_key="k",
-            recipients=["a@x.example"],
-            created_at=NOW,
-            next_attempt_at=NOW,
-            template="t",
-            mail_from="s@x.example",
-            message_id="<m2@x>",
-            subject="s",
-            raw=b"x",
-        )
+        _outbox("k", "<m2@x>")
 
 
 def test_remembered_updates_write_only_the_changed_columns(db: pw.Database) -> None:
@@ -123,16 +111,7 @@ def test_remembered_updates_write_only_the_changed_columns(db: pw.Database) -> N
 def test_a_related_row_saved_after_it_was_assigned_goes_peewees_way(db: pw.Database) -> None:
     ticket = _ticket(100020)
     event = Event.create(ticket=ticket, kind="k", actor="a", data={}, created_at=NOW)
-    later = Ticket(
-        number=100021,
-        subject="s",
-        normalized_subject="s",
-        department="suporte",
-        requester="r@x.example",
-        access_key="k100021",
-        created_at=NOW,
-        updated_at=NOW,
-    )
+    later = Ticket(**_ticket_fields(100021))
     event.ticket = later  # unsaved when assigned: its key is not in the row's data yet
     later.save()
     assert event.save() == 1
@@ -146,17 +125,7 @@ def test_remembered_single_row_lookups_match_peewee(db: pw.Database) -> None:
     event = Event.create(ticket=ticket, kind="k", actor="a", data={"ç": [1]}, created_at=NOW)
     raw = RawMessage.create(sha256="c" * 64, size=3, created_at=NOW)
     inbound = Inbound.create(raw=raw, source="ingest", received_at=NOW)
-    Outbox.create(
-        idem_key="look",
-        recipients=["a@x.example"],
-        created_at=NOW,
-        next_attempt_at=NOW,
-        template="t",
-        mail_from="s@x.example",
-        message_id="<look@x>",
-        subject="s",
-        raw=b"\x00\xffbytes",
-    )
+    _outbox("look", "<look@x>", raw=b"\x00\xffbytes")
     for model, term in (
         (Ticket, Ticket.number == 100030),
         (Ticket, ticket.id),
