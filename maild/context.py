@@ -80,11 +80,11 @@ def gather(
         and not msg.is_agent
     ):
         found = find_subject_thread(msg.normalized_subject, msg.sender, ticket.department)
-        successor = facts_ticket(app, facts, found) if found is not None else None
+        successor = facts_ticket(app, facts, found)
     duplicate = None
     if not msg.has_reply_prefix and msg.sender and not msg.is_agent:
         found = find_active_duplicate(msg.normalized_subject, msg.sender, msg.department)
-        duplicate = facts_ticket(app, facts, found, lock=False) if found is not None else None
+        duplicate = facts_ticket(app, facts, found, lock=False)
     known_only = settings.access.customers == "known"
     agent_may_act = False
     if msg.is_agent and ticket is not None:
